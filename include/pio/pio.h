@@ -1,0 +1,73 @@
+/*
+ * pio.h - Inference-PIO public basics: status codes, error messages, dtypes.
+ *
+ * Every library function that can fail returns a pio_status. On failure it
+ * also leaves a human-readable message (naming the file, tensor, field or
+ * request at fault) in a thread-local buffer read by pio_last_error().
+ * Only the CLI prints messages and exits.
+ */
+#ifndef PIO_PIO_H
+#define PIO_PIO_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define PIO_VERSION_STRING "0.1.0"
+
+typedef enum pio_status {
+    PIO_STATUS_OK = 0,
+    PIO_STATUS_ERR_IO,          /* open/read/mmap failed, file missing */
+    PIO_STATUS_ERR_FORMAT,      /* malformed file: bad header, bad JSON, bad offsets */
+    PIO_STATUS_ERR_SHAPE,       /* tensor shape or dtype not what the model needs */
+    PIO_STATUS_ERR_MISSING,     /* a required tensor, field or symbol is absent */
+    PIO_STATUS_ERR_UNSUPPORTED, /* valid input we do not handle (architecture, dtype) */
+    PIO_STATUS_ERR_INVALID_ARG, /* bad argument from the caller (ids out of range...) */
+    PIO_STATUS_ERR_NOMEM,       /* allocation failed */
+    PIO_STATUS_ERR_LIMIT,       /* a request exceeds a limit (context length, size) */
+    PIO_STATUS_ERR_ABI,         /* plugin ABI version mismatch */
+    PIO_STATUS_ERR_UTF8,        /* invalid UTF-8 in text input */
+} pio_status;
+
+/* Set the thread-local error message (printf-style) and return `st`. */
+pio_status pio_error(pio_status st, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+/* The message of the last failure on this thread ("" if none). */
+const char *pio_last_error(void);
+
+/* Clear the thread-local message. */
+void pio_clear_error(void);
+
+/* Short name of a status code, e.g. "format error". */
+const char *pio_status_name(pio_status st);
+
+/* Element types of tensors. Values are ours (not safetensors' or GGUF's). */
+typedef enum pio_dtype {
+    PIO_DTYPE_F32 = 0,
+    PIO_DTYPE_F16,
+    PIO_DTYPE_BF16,
+    PIO_DTYPE_I32,
+    PIO_DTYPE_I64,
+    PIO_DTYPE_U8,
+    PIO_DTYPE_COUNT
+} pio_dtype;
+
+/* Bytes per element of `dt`. */
+size_t pio_dtype_size(pio_dtype dt);
+
+/* "F32", "F16", "BF16", ... (safetensors spelling). */
+const char *pio_dtype_name(pio_dtype dt);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* PIO_PIO_H */

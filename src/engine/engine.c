@@ -1,0 +1,497 @@
+/*
+ * engine.c - model loading (files -> plugin -> KV cache) and generation.
+ */
+#include "pio/engine.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define PIO_PREFILL_CHUNK 512   /* tokens per forward step during prefill */
+#define PIO_DEFAULT_CTX 4096
+
+struct pio_engine {
+    char *dir;
+    pio_hf_config config;
+    pio_generation_config gen;
+    pio_weights *weights;
+    pio_tokenizer *tok;
+    const pio_model_plugin *plugin;
+    pio_plugin_ctx *ctx;
+    pio_model_info info;
+    pio_kv *kv;
+    int n_ctx;
+    int32_t **history;          /* [n_seqs] tokens whose K/V are in the cache */
+    int *n_history;             /* [n_seqs] */
+};
+
+void pio_engine_params_default(pio_engine_params *p)
+{
+    memset(p, 0, sizeof *p);
+    p->opts.n_threads = 0;
+    p->opts.n_ctx = 0;
+    p->opts.n_seqs = 1;
+    p->progress = true;
+}
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static bool file_exists(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
+}
+
+/*
+ * Read every page of the weights once, with a progress bar on a terminal, so
+ * a large model's load time shows up here rather than in the first token.
+ */
+static void weights_page_in(const pio_weights *w, bool show)
+{
+    int64_t total = 0, done = 0;
+    int i, last_pct = -1;
+    volatile unsigned char sink = 0;
+    long page = sysconf(_SC_PAGESIZE);
+
+    for (i = 0; i < pio_weights_count(w); i++)
+        total += (int64_t)pio_weights_at(w, i)->nbytes;
+    if (!show || total < (64 << 20) || !isatty(STDERR_FILENO))
+        return;
+    for (i = 0; i < pio_weights_count(w); i++) {
+        const pio_tensor *t = pio_weights_at(w, i);
+        const unsigned char *p = t->data;
+        size_t off;
+        int pct;
+        for (off = 0; off < t->nbytes; off += (size_t)page)
+            sink ^= p[off];
+        done += (int64_t)t->nbytes;
+        pct = (int)(done * 100 / total);
+        if (pct != last_pct) {
+            int bar = pct / 4, j;
+            fprintf(stderr, "\rloading [");
+            for (j = 0; j < 25; j++)
+                fputc(j < bar ? '#' : ' ', stderr);
+            fprintf(stderr, "] %3d%% %.1f/%.1f GB", pct, (double)done / 1e9, (double)total / 1e9);
+            last_pct = pct;
+        }
+    }
+    (void)sink;
+    fprintf(stderr, "\n");
+}
+
+pio_status pio_engine_load(const char *model_dir, const pio_engine_params *params, pio_engine **out)
+{
+    pio_engine_params defaults;
+    pio_engine *e;
+    pio_model_files files;
+    char path[4096];
+    pio_status st;
+    int n_ctx, i;
+
+    if (!params) {
+        pio_engine_params_default(&defaults);
+        params = &defaults;
+    }
+    e = calloc(1, sizeof *e);
+    if (!e)
+        return pio_error(PIO_STATUS_ERR_NOMEM, "engine: out of memory");
+    e->dir = strdup(model_dir);
+    if (!e->dir) {
+        st = pio_error(PIO_STATUS_ERR_NOMEM, "engine: out of memory");
+        goto fail;
+    }
+
+    snprintf(path, sizeof path, "%s/config.json", model_dir);
+    if (!file_exists(path)) {
+        st = pio_error(PIO_STATUS_ERR_IO, "%s: no such file (is %s a model directory?)", path, model_dir);
+        goto fail;
+    }
+    st = pio_hf_config_load(path, &e->config);
+    if (st)
+        goto fail;
+
+    pio_generation_config_defaults(&e->gen);
+    snprintf(path, sizeof path, "%s/generation_config.json", model_dir);
+    if (file_exists(path) && (st = pio_generation_config_load(path, &e->gen)))
+        goto fail;
+    if (e->gen.n_eos == 0) {                 /* fall back to config.json's eos */
+        e->gen.n_eos = e->config.n_eos;
+        memcpy(e->gen.eos_token_ids, e->config.eos_token_ids, sizeof e->gen.eos_token_ids);
+    }
+
+    snprintf(path, sizeof path, "%s/tokenizer.json", model_dir);
+    if (file_exists(path) && (st = pio_tokenizer_load(path, &e->tok)))
+        goto fail;
+
+    st = pio_plugins_load_default();
+    if (st)
+        goto fail;
+    if (params->plugin_dir && (st = pio_plugins_load_directory(params->plugin_dir, NULL)))
+        goto fail;
+    st = pio_plugins_select(&e->config, &e->plugin);
+    if (st)
+        goto fail;
+
+    st = pio_weights_open_dir(model_dir, &e->weights);
+    if (st)
+        goto fail;
+    weights_page_in(e->weights, params->progress);
+
+    st = e->plugin->initialize(&e->ctx, &params->opts);
+    if (st)
+        goto fail;
+    files.dir = model_dir;
+    files.config = &e->config;
+    files.weights = e->weights;
+    files.generation = &e->gen;
+    st = e->plugin->load_model(e->ctx, &files);
+    if (st)
+        goto fail;
+    st = e->plugin->get_model_info(e->ctx, &e->info);
+    if (st)
+        goto fail;
+
+    n_ctx = params->opts.n_ctx;
+    if (n_ctx <= 0) {
+        n_ctx = (int)e->info.n_ctx_train;
+        if (n_ctx <= 0 || n_ctx > PIO_DEFAULT_CTX)
+            n_ctx = PIO_DEFAULT_CTX;
+    }
+    e->n_ctx = n_ctx;
+    {
+        int n_seqs = params->opts.n_seqs > 0 ? params->opts.n_seqs : 1;
+        st = pio_kv_paged_new(e->info.kv_layers, n_seqs, n_ctx, e->info.kv_k_dim,
+                              e->info.kv_v_dim, 16, 0, &e->kv);
+        if (st)
+            goto fail;
+        e->history = calloc((size_t)n_seqs, sizeof *e->history);
+        e->n_history = calloc((size_t)n_seqs, sizeof *e->n_history);
+        if (!e->history || !e->n_history) {
+            st = pio_error(PIO_STATUS_ERR_NOMEM, "engine: out of memory");
+            goto fail;
+        }
+        for (i = 0; i < n_seqs; i++) {
+            e->history[i] = malloc((size_t)n_ctx * sizeof(int32_t));
+            if (!e->history[i]) {
+                st = pio_error(PIO_STATUS_ERR_NOMEM, "engine: out of memory");
+                goto fail;
+            }
+        }
+    }
+    *out = e;
+    return PIO_STATUS_OK;
+
+fail:
+    pio_engine_free(e);
+    return st;
+}
+
+void pio_engine_free(pio_engine *e)
+{
+    int i;
+    if (!e)
+        return;
+    if (e->history)
+        for (i = 0; i < (e->kv ? e->kv->n_seqs : 0); i++)
+            free(e->history[i]);
+    free(e->history);
+    free(e->n_history);
+    pio_kv_free(e->kv);
+    if (e->ctx)
+        e->plugin->cleanup(e->ctx);
+    pio_weights_free(e->weights);
+    pio_tokenizer_free(e->tok);
+    pio_hf_config_free(&e->config);
+    free(e->dir);
+    free(e);
+}
+
+const pio_model_info *pio_engine_model_info(const pio_engine *e) { return &e->info; }
+const pio_hf_config *pio_engine_config(const pio_engine *e) { return &e->config; }
+const pio_generation_config *pio_engine_generation_config(const pio_engine *e) { return &e->gen; }
+const pio_model_plugin *pio_engine_plugin(const pio_engine *e) { return e->plugin; }
+const pio_tokenizer *pio_engine_tokenizer(const pio_engine *e) { return e->tok; }
+int pio_engine_n_ctx(const pio_engine *e) { return e->n_ctx; }
+
+pio_status pio_engine_forward(pio_engine *e, const pio_batch *batch, float *logits)
+{
+    return e->plugin->infer(e->ctx, batch, e->kv, logits);
+}
+
+void pio_engine_seq_reset(pio_engine *e, int seq)
+{
+    if (seq < 0 || seq >= e->kv->n_seqs)
+        return;
+    e->kv->ops->truncate(e->kv, seq, 0);
+    e->n_history[seq] = 0;
+}
+
+/*
+ * Run tokens[from, n) of `seq` through the model in chunks, positions from
+ * `from`; logits of the last token go to `last_logits` (may be NULL), and
+ * with `all_logits` every position's logits are stored at all_logits[pos].
+ */
+static pio_status prefill(pio_engine *e, int seq, const int32_t *tokens, int from, int n,
+                          float *last_logits, float *all_logits)
+{
+    int32_t *pos = NULL, *seqs = NULL;
+    uint8_t *want = NULL;
+    float *out = NULL;
+    int64_t V = e->info.n_vocab;
+    pio_status st = PIO_STATUS_OK;
+    int start, i;
+
+    pos = malloc(PIO_PREFILL_CHUNK * sizeof *pos);
+    seqs = malloc(PIO_PREFILL_CHUNK * sizeof *seqs);
+    want = malloc(PIO_PREFILL_CHUNK);
+    if (!all_logits)
+        out = malloc((size_t)V * sizeof(float));
+    if (!pos || !seqs || !want || (!all_logits && !out)) {
+        st = pio_error(PIO_STATUS_ERR_NOMEM, "engine: out of memory");
+        goto done;
+    }
+    for (start = from; start < n; start += PIO_PREFILL_CHUNK) {
+        int cnt = n - start < PIO_PREFILL_CHUNK ? n - start : PIO_PREFILL_CHUNK;
+        pio_batch b = { cnt, tokens + start, pos, seqs, want };
+        for (i = 0; i < cnt; i++) {
+            pos[i] = start + i;
+            seqs[i] = seq;
+            want[i] = all_logits ? 1 : (start + i == n - 1);
+        }
+        st = e->plugin->infer(e->ctx, &b, e->kv, all_logits ? all_logits + (size_t)start * V : out);
+        if (st)
+            goto done;
+        memcpy(e->history[seq] + start, tokens + start, (size_t)cnt * sizeof(int32_t));
+        e->n_history[seq] = start + cnt;
+    }
+    if (last_logits && out)
+        memcpy(last_logits, out, (size_t)V * sizeof(float));
+done:
+    free(pos);
+    free(seqs);
+    free(want);
+    free(out);
+    return st;
+}
+
+pio_status pio_engine_logits(pio_engine *e, const int32_t *ids, int n, float **logits)
+{
+    pio_status st;
+    if (n <= 0)
+        return pio_error(PIO_STATUS_ERR_INVALID_ARG, "logits: no token ids given");
+    if (n > e->n_ctx)
+        return pio_error(PIO_STATUS_ERR_LIMIT, "logits: %d tokens but the context is %d", n, e->n_ctx);
+    *logits = malloc((size_t)n * (size_t)e->info.n_vocab * sizeof(float));
+    if (!*logits)
+        return pio_error(PIO_STATUS_ERR_NOMEM, "logits: out of memory");
+    pio_engine_seq_reset(e, 0);
+    st = prefill(e, 0, ids, 0, n, NULL, *logits);
+    if (st) {
+        free(*logits);
+        *logits = NULL;
+    }
+    return st;
+}
+
+pio_status pio_engine_format_chat(pio_engine *e, const char *messages_json,
+                                  bool add_generation_prompt, char **prompt)
+{
+    cJSON *req = NULL, *msgs = NULL, *res = NULL;
+    char *in = NULL, *out = NULL;
+    pio_status st;
+
+    if (!e->plugin->execute)
+        return pio_error(PIO_STATUS_ERR_UNSUPPORTED, "plugin %s has no chat format", e->plugin->name);
+    msgs = cJSON_Parse(messages_json);
+    if (!msgs)
+        return pio_error(PIO_STATUS_ERR_FORMAT, "chat messages are not valid JSON");
+    req = cJSON_CreateObject();
+    if (!req) {
+        cJSON_Delete(msgs);
+        return pio_error(PIO_STATUS_ERR_NOMEM, "out of memory");
+    }
+    cJSON_AddItemToObject(req, "messages", msgs);
+    cJSON_AddBoolToObject(req, "add_generation_prompt", add_generation_prompt);
+    in = cJSON_PrintUnformatted(req);
+    cJSON_Delete(req);
+    if (!in)
+        return pio_error(PIO_STATUS_ERR_NOMEM, "out of memory");
+    st = e->plugin->execute(e->ctx, "format_chat", in, &out);
+    free(in);
+    if (st)
+        return st;
+    res = cJSON_Parse(out);
+    free(out);
+    if (!res || !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(res, "prompt"))) {
+        cJSON_Delete(res);
+        return pio_error(PIO_STATUS_ERR_FORMAT, "plugin %s: format_chat returned no prompt",
+                         e->plugin->name);
+    }
+    *prompt = strdup(cJSON_GetObjectItemCaseSensitive(res, "prompt")->valuestring);
+    cJSON_Delete(res);
+    return *prompt ? PIO_STATUS_OK : pio_error(PIO_STATUS_ERR_NOMEM, "out of memory");
+}
+
+void pio_engine_gen_params_default(const pio_engine *e, pio_gen_params *p)
+{
+    const pio_generation_config *g = &e->gen;
+    memset(p, 0, sizeof *p);
+    pio_sampler_params_default(&p->sampling);
+    if (g->do_sample) {
+        p->sampling.temperature = (float)g->temperature;
+        p->sampling.top_k = (int)g->top_k;
+        p->sampling.top_p = (float)g->top_p;
+        p->sampling.min_p = (float)g->min_p;
+    }
+    p->sampling.repetition_penalty = (float)g->repetition_penalty;
+    p->max_tokens = g->max_new_tokens > 0 ? (int)g->max_new_tokens : -1;
+}
+
+static bool is_eos(const pio_engine *e, int32_t tok)
+{
+    int i;
+    for (i = 0; i < e->gen.n_eos; i++)
+        if (e->gen.eos_token_ids[i] == tok)
+            return true;
+    return false;
+}
+
+/* Feed one token of `seq` at the next position; logits of it into `logits`. */
+static pio_status decode_step(pio_engine *e, int seq, int32_t token, float *logits)
+{
+    int32_t pos = e->n_history[seq];
+    uint8_t want = 1;
+    pio_batch b = { 1, &token, &pos, &seq, &want };
+    pio_status st = e->plugin->infer(e->ctx, &b, e->kv, logits);
+    if (st)
+        return st;
+    e->history[seq][pos] = token;
+    e->n_history[seq] = pos + 1;
+    return PIO_STATUS_OK;
+}
+
+/* Pass text through the stop matcher to the callback; true to go on. */
+static bool emit(pio_stop_matcher *stops, int32_t token, const char *text, size_t len,
+                 pio_gen_callback cb, void *user, bool *hit)
+{
+    pio_stop_result sr;
+    if (pio_stop_matcher_push(stops, text, len, &sr))
+        return false;
+    *hit = sr.stop_index >= 0;
+    return cb ? cb(user, token, sr.text, sr.len) : true;
+}
+
+pio_status pio_engine_generate(pio_engine *e, int seq, const int32_t *tokens, int n_tokens,
+                               const pio_gen_params *params, pio_gen_callback cb, void *user,
+                               pio_gen_result *res)
+{
+    int64_t V = e->info.n_vocab;
+    int n_valid = (int)V, prefix = 0;
+    float *logits = NULL;
+    pio_sampler *sampler = NULL;
+    pio_detok *detok = NULL;
+    pio_stop_matcher *stops = NULL;
+    pio_stop_result sr;
+    pio_status st;
+    double t0;
+    bool hit = false;
+
+    memset(res, 0, sizeof *res);
+    if (seq < 0 || seq >= e->kv->n_seqs)
+        return pio_error(PIO_STATUS_ERR_INVALID_ARG, "generate: sequence %d out of range [0, %d)",
+                         seq, e->kv->n_seqs);
+    if (n_tokens <= 0)
+        return pio_error(PIO_STATUS_ERR_INVALID_ARG, "generate: the prompt is empty");
+    if (n_tokens > e->n_ctx)
+        return pio_error(PIO_STATUS_ERR_LIMIT, "generate: the prompt has %d tokens but the context is %d "
+                         "(use a larger --ctx or a shorter prompt)", n_tokens, e->n_ctx);
+    if (e->tok && pio_tokenizer_n_vocab(e->tok) < n_valid)
+        n_valid = pio_tokenizer_n_vocab(e->tok);
+
+    /* reuse the cached prefix; at least the last prompt token is recomputed for its logits */
+    while (prefix < e->n_history[seq] && prefix < n_tokens - 1 && e->history[seq][prefix] == tokens[prefix])
+        prefix++;
+    e->kv->ops->truncate(e->kv, seq, prefix);
+    e->n_history[seq] = prefix;
+    res->n_prompt = n_tokens;
+    res->n_reused = prefix;
+
+    logits = malloc((size_t)V * sizeof(float));
+    if (!logits)
+        return pio_error(PIO_STATUS_ERR_NOMEM, "generate: out of memory");
+    if ((st = pio_sampler_new(&params->sampling, (int)V, n_valid, &sampler)) ||
+        (st = pio_stop_matcher_new_list(params->stop, &stops)) ||
+        (e->tok && (st = pio_detok_new(e->tok, true, &detok))))
+        goto done;
+
+    t0 = now_seconds();
+    st = prefill(e, seq, tokens, prefix, n_tokens, logits, NULL);
+    if (st) {
+        pio_engine_seq_reset(e, seq);          /* the cache may hold part of the prompt */
+        goto done;
+    }
+    res->prompt_seconds = now_seconds() - t0;
+
+    t0 = now_seconds();
+    for (;;) {
+        const char *text = "";
+        size_t len = 0;
+        int32_t tok = pio_sampler_sample(sampler, logits, e->history[seq], e->n_history[seq]);
+        if (tok < 0) {
+            st = PIO_STATUS_ERR_INVALID_ARG;   /* message set by the sampler */
+            break;
+        }
+        res->n_generated++;
+        if (!params->ignore_eos && is_eos(e, tok)) {
+            res->stop_reason = PIO_STOP_REASON_EOS;
+            break;
+        }
+        if (detok && (st = pio_detok_push(detok, tok, &text, &len)))
+            break;
+        if (!emit(stops, tok, text, len, cb, user, &hit)) {
+            res->stop_reason = PIO_STOP_REASON_CALLER;
+            break;
+        }
+        if (hit) {
+            res->stop_reason = PIO_STOP_REASON_STOP_STRING;
+            break;
+        }
+        if (params->max_tokens >= 0 && res->n_generated >= params->max_tokens) {
+            res->stop_reason = PIO_STOP_REASON_LENGTH;
+            break;
+        }
+        if (e->n_history[seq] >= e->n_ctx) {
+            res->stop_reason = PIO_STOP_REASON_CONTEXT;
+            break;
+        }
+        st = decode_step(e, seq, tok, logits);
+        if (st)
+            break;
+    }
+    res->gen_seconds = now_seconds() - t0;
+
+    /* release text still held for an incomplete character or a possible stop string */
+    if (!st && !hit && res->stop_reason != PIO_STOP_REASON_CALLER) {
+        const char *text = "";
+        size_t len = 0;
+        if (detok && !pio_detok_flush(detok, &text, &len) && len)
+            emit(stops, -1, text, len, cb, user, &hit);
+        if (!pio_stop_matcher_flush(stops, &sr) && sr.len && cb)
+            cb(user, -1, sr.text, sr.len);
+    }
+done:
+    pio_stop_matcher_free(stops);
+    pio_detok_free(detok);
+    pio_sampler_free(sampler);
+    free(logits);
+    return st;
+}

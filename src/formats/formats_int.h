@@ -1,0 +1,61 @@
+/*
+ * formats_int.h - private helpers shared by the format parsers: reading a
+ * whole file, parsing JSON with a located error, and typed reads of JSON
+ * values that fail with a message naming the file and the field.
+ */
+#ifndef PIO_FORMATS_INT_H
+#define PIO_FORMATS_INT_H
+
+#include "pio/formats.h"
+
+#include <cjson/cJSON.h>
+
+/* Largest JSON side file (config, index) we read: 256 MiB. */
+#define PIO_FMT_MAX_JSON_FILE ((size_t)256 << 20)
+
+/*
+ * Read the whole of `path` (at most `max` bytes) into a NUL-terminated
+ * malloc'd buffer. ERR_IO names the path and errno text; a file over `max`
+ * is ERR_LIMIT. The caller frees *out.
+ */
+pio_status pio_fmt_read_file(const char *path, size_t max, char **out, size_t *len);
+
+/* Join `dir` and `name` with one '/', malloc'd; NULL when out of memory. */
+char *pio_fmt_path_join(const char *dir, const char *name);
+
+/*
+ * Parse `len` bytes of JSON text (need not be NUL-terminated) into *out.
+ * Only whitespace may follow the value. On failure returns false and sets
+ * *err_off to the byte offset where parsing stopped.
+ */
+bool pio_fmt_json_parse(const char *text, size_t len, cJSON **out, size_t *err_off);
+
+/*
+ * Parse a JSON file's text, failing with ERR_FORMAT naming `name`, the byte
+ * offset and line:column of the error. The caller cJSON_Delete()s *out.
+ */
+pio_status pio_fmt_json_parse_named(const char *text, size_t len, const char *name, cJSON **out);
+
+/* obj[key] when obj is an object holding key with a non-null value, else NULL. */
+const cJSON *pio_fmt_json_child(const cJSON *obj, const char *key);
+
+/*
+ * Typed reads of a present, non-null value `v`. Each fails with ERR_FORMAT
+ * "<file>: field "<field>" must be ..., got ..." on a wrong type or range.
+ */
+pio_status pio_fmt_json_int(const cJSON *v, const char *file, const char *field, int64_t min,
+                            int64_t *out);
+pio_status pio_fmt_json_double(const cJSON *v, const char *file, const char *field, double lo,
+                               double hi, double *out);
+pio_status pio_fmt_json_bool(const cJSON *v, const char *file, const char *field, bool *out);
+/* Copies a string; one that does not fit in `cap` bytes is an error. */
+pio_status pio_fmt_json_str(const cJSON *v, const char *file, const char *field, char *buf,
+                            size_t cap);
+/* A token id or a list of them (at most `max`, else ERR_LIMIT). */
+pio_status pio_fmt_json_ids(const cJSON *v, const char *file, const char *field, int64_t *ids,
+                            int *n, int max);
+
+/* True when `v` is a number with an integral value in [-2^53, 2^53]. */
+bool pio_fmt_json_is_int(const cJSON *v, int64_t *out);
+
+#endif /* PIO_FORMATS_INT_H */

@@ -1,0 +1,77 @@
+/*
+ * kernels.h - the math the model plugins are built from (f32 compute).
+ *
+ * Weights may be F32, F16 or BF16 (used straight from the mmap); activations
+ * are f32. Each op here is the reference implementation; faster variants
+ * (SIMD, CUDA) are added beside it and diffed against it by the tests.
+ */
+#ifndef PIO_KERNELS_H
+#define PIO_KERNELS_H
+
+#include "pio/pio.h"
+#include "pio/formats.h"
+#include "common/threadpool.h"
+
+/* A weight matrix W[rows][cols] (rows = out features, cols = in features). */
+typedef struct pio_wmat {
+    pio_dtype dtype;     /* F32, F16 or BF16 */
+    const void *data;    /* rows*cols elements, row-major */
+    int64_t rows;
+    int64_t cols;
+} pio_wmat;
+
+/* View a 2-D tensor as a weight matrix. */
+static inline pio_wmat pio_wmat_from_tensor(const pio_tensor *t)
+{
+    pio_wmat w = { t->dtype, t->data, t->shape[0], t->n_dims > 1 ? t->shape[1] : 1 };
+    return w;
+}
+
+/* bf16/f16 scalar conversions (round-to-nearest-even for f32 -> bf16). */
+float pio_bf16_to_f32(uint16_t h);
+uint16_t pio_f32_to_bf16(float f);
+float pio_f16_to_f32(uint16_t h);
+
+/* dst[0..n) = src[0..n) converted from `dt` (F32, F16, BF16). */
+void pio_convert_to_f32(float *dst, const void *src, pio_dtype dt, int64_t n);
+
+/* Row `r` of `w` converted to f32 into dst[w->cols]. */
+void pio_wmat_row_f32(const pio_wmat *w, int64_t r, float *dst);
+
+/* Dot product of two f32 vectors of length n. */
+float pio_dot_f32(const float *a, const float *b, int64_t n);
+
+/*
+ * y[n][w->rows] = x[n][w->cols] · Wᵀ, split over output rows on the pool.
+ * Cost: n·rows·cols multiply-adds; W is read once per call.
+ */
+pio_status pio_matmul(pio_threadpool *tp, float *y, const float *x, int n, const pio_wmat *w);
+
+/* y[n] = w ⊙ x / sqrt(mean(x²) + eps); y may alias x. */
+void pio_rmsnorm(float *y, const float *x, const float *w, int64_t n, float eps);
+
+/* g[i] = silu(g[i]) · u[i], silu(z) = z·sigmoid(z). */
+void pio_silu_mul(float *g, const float *u, int64_t n);
+
+/* inv_freq[i] = theta^(-2i/head_dim), i < head_dim/2, computed in f32 as transformers does. */
+void pio_rope_inv_freq(float *inv_freq, int head_dim, double theta);
+
+/* cos/sin tables for one position: cs[0..half) = cos, cs[half..2half) = sin. */
+void pio_rope_cos_sin(float *cs, const float *inv_freq, int half, float pos);
+
+/*
+ * Rotate-half ("NeoX") RoPE on n_heads vectors of head_dim, in place:
+ * pairs (i, i+head_dim/2) rotated by the angle whose cos/sin are in cs.
+ */
+void pio_rope_neox(float *x, int n_heads, int head_dim, const float *cs);
+
+/*
+ * Causal attention of one query head over n_kv cached positions with online
+ * (streaming) softmax: out[head_dim] = Σ softmax(q·k_p·scale) v_p.
+ * k_rows(p)/v_rows(p) come through the KV interface; see attention.c.
+ */
+typedef struct pio_kv pio_kv;
+void pio_attention_head(float *out, const float *q, pio_kv *kv, int layer, int seq, int n_kv,
+                        int kv_offset, int head_dim, float scale);
+
+#endif

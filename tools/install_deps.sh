@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Install what building and testing Inference-PIO needs on Debian/Ubuntu:
+# the compiler toolchain and the libraries we link (PCRE2, utf8proc, cJSON).
+# With --test also clang (fuzz targets, sanitizers) and Python's `tokenizers`
+# (the tokenizer agreement test). Safe to run again; does nothing when all is there.
+set -euo pipefail
+want_test=0
+[ "${1:-}" = "--test" ] && want_test=1
+
+pkgs="build-essential cmake pkg-config libpcre2-dev libutf8proc-dev libcjson-dev python3"
+[ $want_test = 1 ] && pkgs="$pkgs clang libclang-rt-dev python3-pip"
+missing=""
+for p in $pkgs; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing
+fi
+if [ $want_test = 1 ] && ! python3 -c "import tokenizers" 2>/dev/null; then
+  python3 -m pip install -q tokenizers || python3 -m pip install -q --break-system-packages tokenizers
+fi
