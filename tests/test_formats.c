@@ -818,6 +818,47 @@ static void test_generation_config(void)
                "line 2");
 }
 
+/* ---- files written by the Python tools (tests/fixtures/qwen3) ---------------- */
+
+/*
+ * The committed tiny Qwen3 checkpoints were written by transformers and
+ * safetensors (Python): they must open cleanly, single-file and sharded.
+ * Quietly skipped when the fixtures are not there.
+ */
+static void test_python_fixtures(void)
+{
+    static const char *const dirs[] = {"mha_f32", "tied_gqa2_f32", "untied_gqa4_bf16_sharded"};
+    const char *src = getenv("PIO_SOURCE_DIR");
+    char dir[1024], path[1200];
+
+    for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
+        pio_weights *w = NULL;
+        pio_hf_config c;
+        pio_generation_config g;
+        struct stat sb;
+
+        snprintf(dir, sizeof dir, "%s/tests/fixtures/qwen3/%s", src ? src : ".", dirs[i]);
+        snprintf(path, sizeof path, "%s/config.json", dir);
+        if (stat(path, &sb) != 0) {
+            printf("note: %s absent, not checked\n", dir);
+            continue;
+        }
+        CHECK_OK(pio_hf_config_load(path, &c));
+        CHECK(strcmp(c.architecture, "Qwen3ForCausalLM") == 0 && c.head_dim > 0, "%s: config", dirs[i]);
+        CHECK_OK(pio_weights_open_dir(dir, &w));
+        CHECK(pio_weights_count(w) > 0, "%s: no tensors", dirs[i]);
+        if (w) {
+            const pio_tensor *t = NULL;
+            const int64_t emb[2] = {c.vocab_size, c.hidden_size};
+            CHECK_OK(pio_weights_get(w, "model.embed_tokens.weight", 2, emb, &t));
+        }
+        pio_weights_free(w);
+        pio_hf_config_free(&c);
+        snprintf(path, sizeof path, "%s/generation_config.json", dir);
+        CHECK_OK(pio_generation_config_load(path, &g));
+    }
+}
+
 int main(void)
 {
     const char *base = getenv("TMPDIR");
@@ -838,6 +879,7 @@ int main(void)
     test_config_rope_styles();
     test_config_broken();
     test_generation_config();
+    test_python_fixtures();
 
     nftw(g_tmp, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     return check_report("test_formats");

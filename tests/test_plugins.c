@@ -6,6 +6,8 @@
 #include "pio/plugin.h"
 #include "check.h"
 
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -212,6 +214,12 @@ static void test_register_find_select(void)
     CHECK(pio_plugins_at(2, &origin) == &catchall && contains(origin, "built-in"),
           "NULL origin label: %s", origin ? origin : "(null)");
 
+    /* Architectures nobody lists reach a supports_config that accepts. */
+    make_cfg(&cfg, "AlphaV2ForCausalLM", "alpha", 10);
+    p = NULL;
+    CHECK_OK(pio_plugins_select(&cfg, &p));
+    CHECK(p == &alpha, "select AlphaV2 -> %s", p ? p->name : "(null)");
+
     /* Only a lister that refuses: the message says who refused. */
     pio_plugins_reset();
     CHECK_OK(pio_plugins_register(&alpha, "builtin:alpha"));
@@ -345,8 +353,13 @@ static void test_qwen3(const char *build)
 
     /* The same file again (directly or through its directory) is a no-op. */
     CHECK_OK(pio_plugins_load_file(path));
+    CHECK(pio_plugins_count() == 1, "reload: count %d", pio_plugins_count());
+    int before = pio_plugins_count();
     CHECK_OK(pio_plugins_load_directory(dir, &n));
-    CHECK(n == 0 && pio_plugins_count() == 1, "reload: n %d count %d", n, pio_plugins_count());
+    CHECK(pio_plugins_find("qwen3") == q && pio_plugins_count() == before + n,
+          "reload dir: n %d count %d", n, pio_plugins_count());
+    CHECK(!contains(pio_plugins_load_errors(), "pio_qwen3.so"), "reload errors: %s",
+          pio_plugins_load_errors());
 
     /* A built-in table may not take its name. */
     static const pio_model_plugin fake = {
@@ -369,10 +382,49 @@ static void test_qwen3(const char *build)
     pio_plugins_reset();
     CHECK_OK(pio_plugins_register(&fake, "builtin:fake-qwen3"));
     CHECK_OK(pio_plugins_load_directory(dir, &n));
-    CHECK(n == 0 && contains(pio_plugins_load_errors(), "already registered"),
-          "duplicate dir: n %d errors %s", n, pio_plugins_load_errors());
+    CHECK(pio_plugins_find("qwen3") == &fake &&
+          contains(pio_plugins_load_errors(), "pio_qwen3.so: a plugin named \"qwen3\" is "
+                                              "already registered (from builtin:fake-qwen3)"),
+          "duplicate dir: errors %s", pio_plugins_load_errors());
     pio_plugins_reset();
     unsetenv("PIO_PLUGIN_PATH");
+}
+
+/* Registration and lookup from several threads at once. */
+enum { THREADS = 4, PER_THREAD = 16 };
+static pio_model_plugin thread_tables[THREADS][PER_THREAD];
+static char thread_names[THREADS][PER_THREAD][16];
+
+static void *register_many(void *arg)
+{
+    int t = (int)(intptr_t)arg, failures = 0;
+    for (int i = 0; i < PER_THREAD; i++) {
+        pio_model_plugin *p = &thread_tables[t][i];
+        snprintf(thread_names[t][i], sizeof thread_names[t][i], "t%d_%d", t, i);
+        *p = beta;
+        p->name = thread_names[t][i];
+        failures += pio_plugins_register(p, "thread") != PIO_STATUS_OK;
+        failures += pio_plugins_find(p->name) != p;
+        failures += pio_plugins_count() < i + 1;
+    }
+    return (void *)(intptr_t)failures;
+}
+
+static void test_threads(void)
+{
+    pthread_t th[THREADS];
+    int failures = 0;
+    pio_plugins_reset();
+    for (int t = 0; t < THREADS; t++)
+        pthread_create(&th[t], NULL, register_many, (void *)(intptr_t)t);
+    for (int t = 0; t < THREADS; t++) {
+        void *r;
+        pthread_join(th[t], &r);
+        failures += (int)(intptr_t)r;
+    }
+    CHECK(failures == 0 && pio_plugins_count() == THREADS * PER_THREAD,
+          "threads: %d failures, count %d", failures, pio_plugins_count());
+    pio_plugins_reset();
 }
 
 int main(void)
@@ -382,6 +434,7 @@ int main(void)
     test_validate();
     test_register_find_select();
     test_load_files();
+    test_threads();
     if (build) {
         test_not_a_plugin(build);
         test_qwen3(build);

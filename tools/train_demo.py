@@ -412,7 +412,7 @@ def main():
         os.path.expanduser("~"), ".cache", "inference-pio", "demo-corpus"))
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--steps", type=int, default=560)
+    ap.add_argument("--steps", type=int, default=420)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--ctx", type=int, default=256, help="training context (tokens)")
     ap.add_argument("--lr", type=float, default=2e-3)
@@ -431,7 +431,7 @@ def main():
     ap.add_argument("--heldout-frac", type=float, default=0.03)
     ap.add_argument("--chat-frac", type=float, default=0.2,
                     help="share of training tokens that are ChatML conversations")
-    ap.add_argument("--eval-every", type=int, default=80)
+    ap.add_argument("--eval-every", type=int, default=70)
     ap.add_argument("--sample-tokens", type=int, default=60)
     args = ap.parse_args()
 

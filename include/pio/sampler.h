@@ -105,10 +105,11 @@ void pio_stop_matcher_free(pio_stop_matcher *m);
 
 /*
  * Feed `len` bytes of generated text. On a hit, out->text holds the text
- * before the stop string and out->stop_index says which one (the earliest
- * occurrence in the stream wins; at the same position, the lower index).
- * After a hit, further pushes emit nothing. Cost: O((held + len) * total
- * length of the stop strings) in the worst case.
+ * before the stop string and out->stop_index says which one: the stop
+ * string that completes first in the stream (ending at the same byte: the
+ * longer, then the lower index), so the result does not depend on how the
+ * text is chunked. After a hit, further pushes emit nothing. Cost:
+ * O((held + len) * total length of the stop strings) in the worst case.
  */
 pio_status pio_stop_matcher_push(pio_stop_matcher *m, const char *text, size_t len,
                                  pio_stop_result *out);

@@ -2,11 +2,12 @@
  * sampler.c - next-token selection: penalties, temperature, top-k, top-p,
  * min-p, and a seeded draw (see include/pio/sampler.h for the contract).
  *
- * The pipeline works on a candidate list of (logit, id) pairs rather than
- * sorting the vocabulary: top-k is a linear-time partial selection, top-p
- * sorts only as much of the head of the distribution as it needs, min-p is
- * a threshold against the maximum. Probabilities are never normalized
- * until the draw; weights are exp(logit - max).
+ * Nothing sorts the vocabulary. The pipeline works on a candidate list of
+ * (logit, weight, id): top-k is a heap (small k) or a quickselect (large k)
+ * over the row, top-p a quickselect that partitions by probability mass
+ * instead of sorting, min-p a threshold against the maximum. Weights are
+ * exp(logit - max logit); probabilities are normalized only for the draw.
+ * Every step is O(n_valid) expected.
  */
 #include "pio/sampler.h"
 
@@ -14,15 +15,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* First chunk that top-p sorts; each further round sorts 4x as many. */
-#define SAMPLER_TOP_P_FIRST 64
+/* top_k up to this uses a heap over the logits (one compare per id);
+ * larger k a quickselect over the candidate array. */
+#define SAMPLER_HEAP_MAX_K 1024
 
 /* Temperatures below this behave as greedy: dividing by them could push
  * logits to +inf, and the draw would be the argmax anyway. */
 #define SAMPLER_MIN_TEMPERATURE 1e-6f
 
 typedef struct sampler_cand {
-    float logit;
+    float logit;     /* after penalties and temperature */
+    float w;         /* exp(logit - max logit), set once the candidates are known */
     int32_t id;
 } sampler_cand;
 
@@ -210,7 +213,7 @@ static void apply_penalties(pio_sampler *s, float *logits, const int32_t *histor
 }
 
 /* Does candidate a rank before b? Higher logit first, then lower id: a
- * total order, so selection and sorting are deterministic. */
+ * total order, so selection is deterministic and ties go to the lower id. */
 static inline bool cand_before(const sampler_cand *a, const sampler_cand *b)
 {
     return a->logit > b->logit || (a->logit == b->logit && a->id < b->id);
@@ -229,50 +232,106 @@ static inline void cand_swap(sampler_cand *a, sampler_cand *b)
     *b = t;
 }
 
+/* Rounds of partitioning before falling back to a sort: 2 log2(n) + 4. */
+static int select_budget(int n)
+{
+    int budget = 4;
+    for (int m = n; m > 1; m >>= 1)
+        budget += 2;
+    return budget;
+}
+
+/* Median of c[lo], c[mid], c[hi] in rank order, moved to c[hi]. */
+static void pivot_to_end(sampler_cand *c, int lo, int hi)
+{
+    int mid = lo + (hi - lo) / 2;
+    if (cand_before(&c[mid], &c[lo]))
+        cand_swap(&c[mid], &c[lo]);
+    if (cand_before(&c[hi], &c[lo]))
+        cand_swap(&c[hi], &c[lo]);
+    if (cand_before(&c[mid], &c[hi]))
+        cand_swap(&c[mid], &c[hi]);
+}
+
+/* Lomuto partition of c[lo, hi] around the pivot at c[hi]: returns the
+ * pivot's final index p, with c[lo, p) ranking before it. */
+static int partition(sampler_cand *c, int lo, int hi)
+{
+    int store = lo;
+    for (int i = lo; i < hi; i++)
+        if (cand_before(&c[i], &c[hi]))
+            cand_swap(&c[i], &c[store++]);
+    cand_swap(&c[store], &c[hi]);
+    return store;
+}
+
 /*
- * Partial selection: rearrange c[0, n) so that c[0, k) holds the k best
- * candidates (in no particular order), 0 < k <= n. Quickselect with a
- * median-of-three pivot, O(n) expected; after 2*log2(n) rounds without
- * converging it sorts the remaining range (O(n log n) worst case).
+ * Rearrange c[0, n) so that c[0, k) holds the k best candidates (in no
+ * particular order), 0 < k < n. Quickselect, O(n) expected; sorts the
+ * remaining range if partitioning stops converging.
  */
 static void cand_select_top(sampler_cand *c, int n, int k)
 {
-    int lo = 0, hi = n - 1, budget = 2;
-    for (int m = n; m > 1; m >>= 1)
-        budget += 2;
-    while (hi > lo) {
+    int lo = 0, hi = n - 1, budget = select_budget(n);
+    while (lo < hi) {
         if (budget-- == 0) {
             qsort(c + lo, (size_t)(hi - lo + 1), sizeof *c, cand_compare);
             return;
         }
-        int mid = lo + (hi - lo) / 2;
-        if (cand_before(&c[mid], &c[lo]))
-            cand_swap(&c[mid], &c[lo]);
-        if (cand_before(&c[hi], &c[lo]))
-            cand_swap(&c[hi], &c[lo]);
-        if (cand_before(&c[hi], &c[mid]))
-            cand_swap(&c[hi], &c[mid]);
-        sampler_cand pivot = c[mid];
-        int i = lo, j = hi;
-        while (i <= j) {
-            while (cand_before(&c[i], &pivot))
-                i++;
-            while (cand_before(&pivot, &c[j]))
-                j--;
-            if (i <= j) {
-                cand_swap(&c[i], &c[j]);
-                i++;
-                j--;
-            }
-        }
-        /* [lo, j] rank before-or-equal the pivot, [i, hi] after-or-equal. */
-        if (k - 1 <= j)
-            hi = j;
-        else if (k - 1 >= i)
-            lo = i;
-        else
+        pivot_to_end(c, lo, hi);
+        int p = partition(c, lo, hi);
+        if (p == k || p == k - 1)
             return;
+        if (p > k)
+            hi = p - 1;
+        else
+            lo = p + 1;
     }
+}
+
+/* Restore the heap below `i`: a min-heap in rank order, so heap[0] is the
+ * worst of the k kept. */
+static void heap_sift_down(sampler_cand *h, int n, int i)
+{
+    for (;;) {
+        int worst = i, l = 2 * i + 1, r = l + 1;
+        if (l < n && cand_before(&h[worst], &h[l]))
+            worst = l;
+        if (r < n && cand_before(&h[worst], &h[r]))
+            worst = r;
+        if (worst == i)
+            return;
+        cand_swap(&h[i], &h[worst]);
+        i = worst;
+    }
+}
+
+/* The k best ids of logits[0, n) above -inf, into h[0, returned count).
+ * One comparison per id once the heap is full; ids are scanned upwards,
+ * so among equal logits the lower ids stay. */
+static int heap_select_top(const float *logits, int n, int k, sampler_cand *h)
+{
+    int size = 0;
+    for (int i = 0; i < n; i++) {
+        float l = logits[i];
+        if (!(l > -INFINITY))
+            continue;
+        if (size < k) {
+            /* Sift up. */
+            int j = size++;
+            h[j] = (sampler_cand){ l, 0.0f, i };
+            while (j > 0 && cand_before(&h[(j - 1) / 2], &h[j])) {
+                cand_swap(&h[(j - 1) / 2], &h[j]);
+                j = (j - 1) / 2;
+            }
+            if (size == k)
+                continue;
+        } else if (l > h[0].logit) {
+            h[0] = (sampler_cand){ l, 0.0f, i };
+            heap_sift_down(h, size, 0);
+        }
+    }
+    return size;
 }
 
 /* exp(l - m) with the max itself exactly 1, also when m is +inf. */
@@ -282,104 +341,116 @@ static inline float cand_weight(float l, float m)
 }
 
 /*
- * Top-p (HF TopPLogitsWarper): keep, in rank order, each candidate whose
- * preceding mass is below top_p of the total; so the smallest head whose
- * mass reaches top_p, and at least one. Sorts the head in growing chunks
- * (64, 256, 1024, ...) until the mass is reached. Returns the count kept;
- * c[0, count) is then in rank order.
+ * Top-p (HF TopPLogitsWarper): in rank order, keep each candidate whose
+ * preceding mass is below `target` (top_p times the total weight); so the
+ * smallest head reaching top_p, and at least one. Instead of sorting, a
+ * quickselect that partitions around a pivot and compares the mass ranking
+ * before it with what is still needed: O(n) expected. Returns the count
+ * kept, gathered in c[0, count) in no particular order.
  */
-static int apply_top_p(sampler_cand *c, int n, float m, float top_p)
+static int cand_select_mass(sampler_cand *c, int n, double target)
 {
-    double total = 0.0, target, cum = 0.0;
-    int sorted = 0;
-
-    for (int i = 0; i < n; i++)
-        total += cand_weight(c[i].logit, m);
-    target = (double)top_p * total;
-    while (sorted < n) {
-        int want = sorted ? sorted * 4 : SAMPLER_TOP_P_FIRST;
-        if (want > n || want < sorted)
-            want = n;
-        if (want < n)
-            cand_select_top(c + sorted, n - sorted, want - sorted);
-        qsort(c + sorted, (size_t)(want - sorted), sizeof *c, cand_compare);
-        for (int i = sorted; i < want; i++) {
-            if (cum >= target)
-                return i > 0 ? i : 1;
-            cum += cand_weight(c[i].logit, m);
+    int lo = 0, hi = n - 1, budget = select_budget(n);
+    /* Invariant: c[0, lo) kept; target = top_p * total - mass of c[0, lo);
+     * c(hi, n) dropped; c[lo, hi] undecided. */
+    while (lo <= hi && target > 0.0) {
+        if (lo == hi || budget-- == 0) {
+            /* Few left or no progress: sort and walk in rank order. */
+            qsort(c + lo, (size_t)(hi - lo + 1), sizeof *c, cand_compare);
+            while (lo <= hi && target > 0.0)
+                target -= c[lo++].w;
+            break;
         }
-        sorted = want;
+        pivot_to_end(c, lo, hi);
+        int p = partition(c, lo, hi);
+        double mass = 0.0;
+        for (int i = lo; i < p; i++)
+            mass += c[i].w;
+        if (mass >= target) {
+            hi = p - 1;              /* the pivot's preceding mass reaches top_p */
+        } else {
+            target -= mass + c[p].w; /* c[lo, p] kept */
+            lo = p + 1;
+        }
     }
-    return n;
+    return lo > 0 ? lo : 1;
 }
 
 /*
  * Run the pipeline up to the draw. Fills s->cand[0, *n_cand) with the kept
- * candidates and *max_logit with their maximum. Returns the greedy choice
- * (>= 0) when sampling is off, -2 when candidates are ready for a draw, -1
- * when no valid logit is above -inf (message set).
+ * candidates and their weights. Returns the greedy choice (>= 0) when
+ * sampling is off, -2 when candidates are ready for a draw, -1 when no
+ * valid logit is above -inf (message set).
  */
 static int32_t sampler_prepare(pio_sampler *s, float *logits, const int32_t *history,
-                               int n_history, int *n_cand, float *max_logit)
+                               int n_history, int *n_cand)
 {
     const pio_sampler_params *p = &s->p;
+    sampler_cand *c = s->cand;
     int n = 0;
     float m = -INFINITY;
+    int32_t best = -1;
 
+    *n_cand = 0;
     for (int i = s->n_valid; i < s->n_vocab; i++)
         logits[i] = -INFINITY;
-    for (int i = 0; i < s->n_valid; i++)
-        if (isnan(logits[i]))
-            logits[i] = -INFINITY;
     apply_penalties(s, logits, history, n_history);
 
-    if (p->temperature < SAMPLER_MIN_TEMPERATURE) {
-        int32_t best = -1;
-        float best_logit = -INFINITY;
-        for (int i = 0; i < s->n_valid; i++) {
-            if (logits[i] > best_logit) {
-                best_logit = logits[i];
-                best = i;
-            }
-        }
-        if (best < 0)
-            pio_error(PIO_STATUS_ERR_INVALID_ARG,
-                      "sampler: every logit of the %d valid ids is -inf or NaN", s->n_valid);
-        *n_cand = best >= 0;
-        return best;
+    /* Temperature (a division, as transformers does; a loop of its own so
+     * it vectorizes), then NaN -> -inf and the maximum (lowest id on ties). */
+    bool greedy = p->temperature < SAMPLER_MIN_TEMPERATURE;
+    if (!greedy) {
+        const float t = p->temperature;
+        for (int i = 0; i < s->n_valid; i++)
+            logits[i] /= t;
     }
-
     for (int i = 0; i < s->n_valid; i++) {
-        float l = logits[i] / p->temperature;
-        logits[i] = l;
-        if (l > -INFINITY) {
-            s->cand[n++] = (sampler_cand){ l, i };
-            if (l > m)
-                m = l;
+        float l = logits[i];
+        if (isnan(l))
+            logits[i] = l = -INFINITY;
+        if (l > m) {
+            m = l;
+            best = i;
         }
     }
-    if (n == 0) {
-        *n_cand = 0;
+    if (best < 0) {
         pio_error(PIO_STATUS_ERR_INVALID_ARG,
                   "sampler: every logit of the %d valid ids is -inf or NaN", s->n_valid);
         return -1;
     }
-    if (p->top_k > 0 && p->top_k < n) {
-        cand_select_top(s->cand, n, p->top_k);
-        n = p->top_k;
+    if (greedy) {
+        *n_cand = 1;
+        return best;
+    }
+
+    if (p->top_k > 0 && p->top_k <= SAMPLER_HEAP_MAX_K && p->top_k < s->n_valid) {
+        n = heap_select_top(logits, s->n_valid, p->top_k, c);
+    } else {
+        for (int i = 0; i < s->n_valid; i++)
+            if (logits[i] > -INFINITY)
+                c[n++] = (sampler_cand){ logits[i], 0.0f, i };
+        if (p->top_k > 0 && p->top_k < n) {
+            cand_select_top(c, n, p->top_k);
+            n = p->top_k;
+        }
+    }
+
+    double total = 0.0;
+    for (int i = 0; i < n; i++) {
+        c[i].w = cand_weight(c[i].logit, m);
+        total += c[i].w;
     }
     if (p->top_p < 1.0f)
-        n = apply_top_p(s->cand, n, m, p->top_p);
+        n = cand_select_mass(c, n, (double)p->top_p * total);
     if (p->min_p > 0.0f) {
-        /* p_i >= min_p * p_max  <=>  exp(l_i - m) >= min_p; the max stays. */
+        /* p_i >= min_p * p_max  <=>  w_i >= min_p, as the max has w = 1. */
         int kept = 0;
         for (int i = 0; i < n; i++)
-            if (cand_weight(s->cand[i].logit, m) >= p->min_p)
-                s->cand[kept++] = s->cand[i];
+            if (c[i].w >= p->min_p)
+                c[kept++] = c[i];
         n = kept;
     }
     *n_cand = n;
-    *max_logit = m;
     return -2;
 }
 
@@ -387,35 +458,33 @@ static int32_t sampler_prepare(pio_sampler *s, float *logits, const int32_t *his
 int32_t pio_sampler_sample(pio_sampler *s, float *logits, const int32_t *history, int n_history)
 {
     int n;
-    float m = 0.0f;
-    int32_t r = sampler_prepare(s, logits, history, n_history, &n, &m);
+    int32_t r = sampler_prepare(s, logits, history, n_history, &n);
     if (r != -2)
         return r;
 
+    const sampler_cand *c = s->cand;
     double total = 0.0, acc = 0.0, u;
     for (int i = 0; i < n; i++)
-        total += cand_weight(s->cand[i].logit, m);
+        total += c[i].w;
     u = rng_uniform(s->rng) * total;
     for (int i = 0; i < n; i++) {
-        float w = cand_weight(s->cand[i].logit, m);
-        acc += w;
+        acc += c[i].w;
         if (u < acc)
-            return s->cand[i].id;
+            return c[i].id;
     }
     /* Rounding left u at the very top: the last candidate with weight. */
     for (int i = n - 1; i > 0; i--)
-        if (cand_weight(s->cand[i].logit, m) > 0.0f)
-            return s->cand[i].id;
-    return s->cand[0].id;
+        if (c[i].w > 0.0f)
+            return c[i].id;
+    return c[0].id;
 }
 
 /* See sampler.h. */
 int pio_sampler_probs(pio_sampler *s, float *logits, const int32_t *history, int n_history,
                       float *probs)
 {
-    int n;
-    float m = 0.0f;
-    int32_t r = sampler_prepare(s, logits, history, n_history, &n, &m);
+    int n, nonzero = 0;
+    int32_t r = sampler_prepare(s, logits, history, n_history, &n);
 
     memset(probs, 0, (size_t)s->n_vocab * sizeof *probs);
     if (r >= 0) {
@@ -425,13 +494,13 @@ int pio_sampler_probs(pio_sampler *s, float *logits, const int32_t *history, int
     if (r == -1)
         return 0;
 
+    const sampler_cand *c = s->cand;
     double total = 0.0;
-    int nonzero = 0;
     for (int i = 0; i < n; i++)
-        total += cand_weight(s->cand[i].logit, m);
+        total += c[i].w;
     for (int i = 0; i < n; i++) {
-        float pr = (float)(cand_weight(s->cand[i].logit, m) / total);
-        probs[s->cand[i].id] = pr;
+        float pr = (float)(c[i].w / total);
+        probs[c[i].id] = pr;
         nonzero += pr > 0.0f;
     }
     return nonzero;

@@ -146,7 +146,7 @@ static size_t held_partial(const pio_stop_matcher *m)
 pio_status pio_stop_matcher_push(pio_stop_matcher *m, const char *text, size_t len,
                                  pio_stop_result *out)
 {
-    size_t old_len = m->held_len, best_pos = (size_t)-1;
+    size_t old_len = m->held_len, best_pos = 0, best_end = (size_t)-1;
     int best = -1;
 
     if (m->hit >= 0)
@@ -157,16 +157,23 @@ pio_status pio_stop_matcher_push(pio_stop_matcher *m, const char *text, size_t l
         memcpy(m->held + m->held_len, text, len);
     m->held_len += len;
 
-    /* The earliest complete stop string; held had none before, so a match
-     * must end in the new bytes: start looking stop_len - 1 before them. */
+    /* The stop string that completes first in the stream (smallest end;
+     * then the longer one; then the lower index), so the result does not
+     * depend on how the text was chunked. held had no complete stop
+     * before, so a match ends in the new bytes: look from stop_len - 1
+     * bytes before them. */
     for (int k = 0; k < m->n_stops; k++) {
         size_t sl = m->stop_len[k];
         size_t from = old_len + 1 >= sl ? old_len + 1 - sl : 0;
         if (m->held_len < sl)
             continue;
         const char *hitp = memmem(m->held + from, m->held_len - from, m->stops[k], sl);
-        if (hitp && (size_t)(hitp - m->held) < best_pos) {
-            best_pos = (size_t)(hitp - m->held);
+        if (!hitp)
+            continue;
+        size_t pos = (size_t)(hitp - m->held);
+        if (pos + sl < best_end || (pos + sl == best_end && pos < best_pos)) {
+            best_end = pos + sl;
+            best_pos = pos;
             best = k;
         }
     }

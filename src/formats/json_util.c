@@ -30,10 +30,13 @@ pio_status pio_fmt_read_file(const char *path, size_t max, char **out, size_t *l
         if (n + 1 >= cap) {
             size_t ncap = cap ? cap * 2 : 65536;
             char *nb;
-            if (cap > max + 1) {
+            /* A full buffer of max + 2 bytes holds max + 1 bytes: too many. */
+            if (cap >= max + 2) {
                 st = pio_error(PIO_STATUS_ERR_LIMIT, "%s: larger than %zu bytes", path, max);
                 goto free_buf;
             }
+            if (ncap > max + 2)
+                ncap = max + 2;
             nb = realloc(buf, ncap);
             if (!nb) {
                 st = pio_error(PIO_STATUS_ERR_NOMEM, "%s: out of memory reading the file", path);

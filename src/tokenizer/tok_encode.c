@@ -129,8 +129,9 @@ static pio_status tok_syms_reserve(tok_enc *e, size_t n)
 /* Rank and result of merging symbol i with its right neighbour. */
 static void tok_sym_rank(const pio_tokenizer *tok, tok_sym *s, int32_t i)
 {
+    if (i < 0) return;
     s[i].rank = INT32_MAX;
-    if (i < 0 || s[i].next < 0) return;
+    if (s[i].next < 0) return;
     int32_t merged = 0, r = tok_pairmap_get(&tok->merges, s[i].id, s[s[i].next].id, &merged);
     if (r >= 0) {
         s[i].rank = r;

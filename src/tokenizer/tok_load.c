@@ -408,6 +408,10 @@ static pio_status tok_load_added(pio_tokenizer *tok, const cJSON *list)
             }
         }
         if (a.len == 0) continue;
+        /* HF gives a normalized token's normalized content back from id_to_token and decode */
+        e = &tok->entries[a.id];
+        e->off = a.off;
+        e->len = a.len;
         size_t idx = tok->n_added++;
         tok->added[idx] = a;
         tok_trie *t = a.normalized ? &tok->trie_norm : &tok->trie_raw;
@@ -424,7 +428,7 @@ static pio_status tok_compile(pio_tokenizer *tok, const char *where, const char 
     pcre2_code **out = &p->re;
     int err;
     PCRE2_SIZE erroff;
-    uint32_t opt = PCRE2_UTF | PCRE2_UCP | (literal ? PCRE2_LITERAL : 0);
+    uint32_t opt = literal ? PCRE2_UTF | PCRE2_LITERAL : PCRE2_UTF | PCRE2_UCP;
     *out = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED, opt, &err, &erroff, NULL);
     if (!*out) {
         PCRE2_UCHAR msg[256];

@@ -56,7 +56,7 @@ mk; setcfg intermediate_size=128
 expect wrong-shape "mlp.gate_proj.weight" "128" "96" -- "$PIO" run -m "$tmp/m" -p hi -n 2
 
 mk; setcfg num_hidden_layers=3
-expect missing-tensor "model.layers.2." "model.safetensors" -- "$PIO" run -m "$tmp/m" -p hi -n 2
+expect missing-tensor "model.layers.2." "not found" -- "$PIO" run -m "$tmp/m" -p hi -n 2
 
 mk; head -c 200000 "$SRC/model.safetensors" > "$tmp/m/model.safetensors"
 expect truncated-weights "model.safetensors" -- "$PIO" run -m "$tmp/m" -p hi -n 2

@@ -133,7 +133,12 @@ int main(int argc, char **argv)
     return 0;
 }
 C
-    if cc -std=gnu11 -I"$SRC/include" -o "$tmp/drive" "$tmp/drive.c" \
+    # A sanitizer build's libpio needs the driver linked with the runtime.
+    san=""
+    if ldd "$build_dir/libpio.so" 2>/dev/null | grep -q libasan; then
+        san="-fsanitize=address,undefined"
+    fi
+    if cc -std=gnu11 $san -I"$SRC/include" -o "$tmp/drive" "$tmp/drive.c" \
           -L"$build_dir" -lpio -Wl,-rpath,"$build_dir" 2>"$tmp/cc.log"; then
         "$tmp/drive" "$hello_so" >"$tmp/out" 2>"$tmp/err"
         expect "toy model counts 15 0 1 2 3 under greedy decoding" \

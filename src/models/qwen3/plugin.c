@@ -19,10 +19,20 @@ struct pio_plugin_ctx {
 
 static const char *const qwen3_architectures[] = { "Qwen3ForCausalLM", NULL };
 
+/* A Qwen3 dense config (by architecture, or by model_type when the
+ * architecture is absent) whose hyperparameters this forward pass handles. */
 static bool qwen3_supports_config(const pio_hf_config *cfg)
 {
     qwen3_hparams hp;
-    bool ok = qwen3_hparams_from_config(cfg, &hp) == PIO_STATUS_OK;
+    bool ok = false;
+    int i;
+    for (i = 0; qwen3_architectures[i]; i++)
+        ok |= strcmp(cfg->architecture, qwen3_architectures[i]) == 0;
+    if (!cfg->architecture[0])
+        ok = strcmp(cfg->model_type, "qwen3") == 0;
+    if (!ok)
+        return false;
+    ok = qwen3_hparams_from_config(cfg, &hp) == PIO_STATUS_OK;
     pio_clear_error();
     return ok;
 }

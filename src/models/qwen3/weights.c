@@ -51,6 +51,9 @@ pio_status qwen3_hparams_from_config(const pio_hf_config *cfg, qwen3_hparams *hp
     if (cfg->hidden_act[0] && strcmp(cfg->hidden_act, "silu") != 0)
         return pio_error(PIO_STATUS_ERR_UNSUPPORTED, "%s: hidden_act \"%s\" is not supported (silu)",
                          cfg->path, cfg->hidden_act);
+    if (pio_hf_config_int(cfg, "use_sliding_window", 0))
+        return pio_error(PIO_STATUS_ERR_UNSUPPORTED, "%s: use_sliding_window=true is not supported by qwen3",
+                         cfg->path);
     if (hp->rope_theta <= 0 || hp->eps <= 0)
         return pio_error(PIO_STATUS_ERR_FORMAT, "%s: rope_theta and rms_norm_eps must be positive",
                          cfg->path);
