@@ -370,9 +370,11 @@ static void test_qwen3(const char *build)
     CHECK(st != PIO_STATUS_OK && contains(pio_last_error(), "pio_qwen3.so"),
           "fake qwen3: %s", pio_last_error());
 
-    /* The test binary sits in the build dir: the defaults find build/plugins. */
+    /* $PIO_PLUGIN_PATH: empty and missing entries are skipped. */
+    char env[2200];
+    snprintf(env, sizeof env, "/nonexistent/a::%s:/nonexistent/b", dir);
     pio_plugins_reset();
-    setenv("PIO_PLUGIN_PATH", "/nonexistent/a::/nonexistent/b", 1);
+    setenv("PIO_PLUGIN_PATH", env, 1);
     CHECK_OK(pio_plugins_load_default());
     CHECK(pio_plugins_find("qwen3") != NULL, "load_default did not find qwen3");
     int count = pio_plugins_count();

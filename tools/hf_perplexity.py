@@ -78,6 +78,7 @@ def main():
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
     torch.set_num_threads(args.threads)
     ctx = args.ctx or default_ctx(args.model_dir)
     if ctx < 2:

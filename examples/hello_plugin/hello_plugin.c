@@ -18,8 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Only pio_plugin_entry is exported when built with -fvisibility=hidden. */
-#define HELLO_EXPORT __attribute__((visibility("default")))
 
 /* Big enough to make the predicted token the clear argmax. */
 #define HELLO_LOGIT_HIGH 10.0f
@@ -150,7 +148,7 @@ static const pio_model_plugin hello_plugin = {
     .cleanup = hello_cleanup,
 };
 
-HELLO_EXPORT const pio_model_plugin *pio_plugin_entry(void)
+PIO_PLUGIN_EXPORT const pio_model_plugin *pio_plugin_entry(void)
 {
     return &hello_plugin;
 }

@@ -22,6 +22,14 @@ extern "C" {
 #define PIO_PLUGIN_ABI_VERSION 1u
 #define PIO_PLUGIN_ENTRY_SYMBOL "pio_plugin_entry"
 
+/* Mark the entry function exported, also under -fvisibility=hidden:
+ *     PIO_PLUGIN_EXPORT const pio_model_plugin *pio_plugin_entry(void) { ... } */
+#if defined(__GNUC__)
+#define PIO_PLUGIN_EXPORT __attribute__((visibility("default")))
+#else
+#define PIO_PLUGIN_EXPORT
+#endif
+
 /* Options a plugin is initialized or updated with. */
 typedef struct pio_options {
     int n_threads;         /* 0 = all cores */

@@ -58,9 +58,13 @@ void pio_sampler_reseed(pio_sampler *s, uint64_t seed);
  * the last penalty_last_n are used for penalties. Greedy picks the lowest
  * id among equal maxima. NaN logits count as -inf. Returns -1, with a
  * message, only when no valid id has a logit above -inf.
- * Cost: O(n_valid + window) per call; top-k adds O(n_valid) selection and
- * O(k log k) sorting; top-p without top-k sorts only the head of the
- * distribution it needs (typically a few hundred ids).
+ * Temperatures in (0, 1e-6) count as greedy (the draw would be the argmax;
+ * dividing by them could overflow). Ties in top-k go to the lower id, so
+ * top_k = 1 is greedy.
+ * Cost: O(n_valid + window) expected per call, nothing sorts the vocabulary:
+ * top-k is a heap (k <= 1024) or a quickselect, top-p a quickselect on
+ * probability mass, min-p a threshold. Sampling without top-k computes one
+ * expf per valid id (about 1.5 ms for 152k ids on one core).
  */
 int32_t pio_sampler_sample(pio_sampler *s, float *logits, const int32_t *history, int n_history);
 

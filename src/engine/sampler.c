@@ -396,8 +396,8 @@ static int32_t sampler_prepare(pio_sampler *s, float *logits, const int32_t *his
         logits[i] = -INFINITY;
     apply_penalties(s, logits, history, n_history);
 
-    /* Temperature (a division, as transformers does; a loop of its own so
-     * it vectorizes), then NaN -> -inf and the maximum (lowest id on ties). */
+    /* Temperature (a division, as transformers does, in a branch-free loop
+     * of its own), then NaN -> -inf and the maximum (lowest id on ties). */
     bool greedy = p->temperature < SAMPLER_MIN_TEMPERATURE;
     if (!greedy) {
         const float t = p->temperature;

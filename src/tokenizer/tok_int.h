@@ -162,7 +162,7 @@ typedef enum tok_decoder {
 
 /* ---- BPE word cache (shared, locked) ------------------------------------ */
 
-#define TOK_CACHE_SLOTS 65536
+#define TOK_CACHE_SLOTS 16384
 #define TOK_CACHE_WORD 24   /* longest word (bytes) kept */
 #define TOK_CACHE_IDS 12    /* most ids per cached word */
 

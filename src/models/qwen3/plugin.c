@@ -208,7 +208,7 @@ static const pio_model_plugin qwen3_plugin = {
     .cleanup = qwen3_cleanup,
 };
 
-const pio_model_plugin *pio_plugin_entry(void)
+PIO_PLUGIN_EXPORT const pio_model_plugin *pio_plugin_entry(void)
 {
     return &qwen3_plugin;
 }
