@@ -12,6 +12,7 @@
 #include "pio/tokenizer.h"
 #include "tokenizer/tok_int.h"
 
+#include <pthread.h>
 #include <time.h>
 
 #include <cjson/cJSON.h>
@@ -74,6 +75,15 @@ static char *stream_decode(const pio_tokenizer *tok, const int32_t *ids, size_t 
     return out;
 }
 
+/* Every golden case, kept for the threaded run. */
+typedef struct golden {
+    char *text;
+    int32_t *ids;
+    size_t n;
+} golden;
+static golden goldens[256];
+static size_t n_goldens;
+
 /* Run every case of one golden jsonl file. */
 static void check_golden(const pio_tokenizer *tok, const char *path, int *n_cases, int *n_split)
 {
@@ -132,6 +142,10 @@ static void check_golden(const pio_tokenizer *tok, const char *path, int *n_case
         free(dec2);
         free(nfc);
         free(dec);
+        if (n_goldens < sizeof goldens / sizeof goldens[0]) {
+            goldens[n_goldens++] = (golden){ strdup(text), gold, want_n };
+            gold = NULL;
+        }
         free(gold);
         free(ids);
         cJSON_Delete(j);
@@ -170,6 +184,37 @@ static void check_nfc(const pio_tokenizer *tok)
         }
     }
     CHECK(bad == 0, "%d NFC differences", bad);
+}
+
+/* One thread: encode every golden case 3 times; returns the number of mismatches. */
+static void *thread_encode(void *arg)
+{
+    const pio_tokenizer *tok = arg;
+    size_t bad = 0;
+    for (int rep = 0; rep < 3; rep++) {
+        for (size_t i = 0; i < n_goldens; i++) {
+            int32_t *ids;
+            size_t n;
+            if (pio_tokenizer_encode(tok, goldens[i].text, strlen(goldens[i].text), &ids, &n)) { bad++; continue; }
+            if (n != goldens[i].n || (n && memcmp(ids, goldens[i].ids, n * sizeof *ids))) bad++;
+            free(ids);
+        }
+    }
+    return (void *)bad;
+}
+
+/* Threads share one tokenizer (and its word cache). */
+static void check_threads(const pio_tokenizer *tok)
+{
+    pthread_t th[4];
+    size_t bad = 0;
+    for (int i = 0; i < 4; i++) CHECK(pthread_create(&th[i], NULL, thread_encode, (void *)tok) == 0, "thread");
+    for (int i = 0; i < 4; i++) {
+        void *r;
+        pthread_join(th[i], &r);
+        bad += (size_t)r;
+    }
+    CHECK(bad == 0, "%zu mismatches when encoding from 4 threads", bad);
 }
 
 int main(void)
@@ -226,7 +271,12 @@ int main(void)
     free(ids);
     free(run);
 
+    check_threads(tok);
     check_nfc(tok);
     pio_tokenizer_free(tok);
+    for (size_t i = 0; i < n_goldens; i++) {
+        free(goldens[i].text);
+        free(goldens[i].ids);
+    }
     return check_report("test_tokenizer");
 }

@@ -13,8 +13,9 @@ standard library sources and of the C headers under /usr/include (files sorted, 
 same machine gives the same corpus); random mixes of scripts (Latin with combining
 marks, CJK, kana, Hangul syllables and conjoining jamo, Cyrillic, Greek, Arabic,
 Devanagari, Thai), emoji with ZWJ/skin tones/variation selectors, Unicode whitespace
-runs, CRLF, numbers in several forms, English contractions in mixed case, the
-tokenizer's own added tokens (whole and truncated), and long runs of one character.
+runs, CRLF, numbers in several forms, English contractions in mixed case, random
+characters assigned by Unicode 3.2, the tokenizer's own added tokens (whole and
+truncated), and long runs of one character.
 U+0000 is never generated (JSON strings holding it do not survive C string handling).
 Exit status: 0 written, 2 bad arguments or `tokenizers` missing.
 """
@@ -25,6 +26,7 @@ import os
 import random
 import sys
 import sysconfig
+import unicodedata
 
 
 def read_utf8(path, limit=1 << 20):
@@ -37,11 +39,10 @@ def read_utf8(path, limit=1 << 20):
         return None
 
 
-def file_chunks(rng, files, n, min_len=40, max_len=3000):
-    """n random chunks of random files (starting anywhere, even mid-word)."""
-    out = []
-    tries = 0
-    while len(out) < n and files and tries < 50 * n:
+def file_chunks(rng, files, budget, min_len=40, max_len=3000):
+    """Random chunks of random files (starting anywhere, even mid-word), about budget characters."""
+    got = tries = 0
+    while got < budget and files and tries < 10000:
         tries += 1
         text = read_utf8(rng.choice(files))
         if not text:
@@ -50,8 +51,8 @@ def file_chunks(rng, files, n, min_len=40, max_len=3000):
         start = rng.randint(0, max(0, len(text) - length))
         chunk = text[start:start + length].replace("\x00", "")
         if chunk:
-            out.append(chunk)
-    return out
+            got += len(chunk)
+            yield chunk
 
 
 def rand_range(rng, lo, hi):
@@ -119,7 +120,8 @@ def piece_emoji(rng):
 
 
 WHITESPACE = [" ", " ", " ", "\t", "\n", "\r\n", "\r", "\u00a0", "\u3000", "\u2002", "\u2009", "\u200a",
-              "\u2028", "\u2029", "\u0085", "\x0b", "\x0c", "\u202f", "\u205f", "\u1680"]
+              "\u2028", "\u2029", "\u0085", "\x0b", "\x0c", "\u202f", "\u205f", "\u1680",
+              "\u180e", "\u200b", "\ufeff", "\x1c", "\x1f"]  # the last five are not White_Space
 
 
 def piece_space(rng):
@@ -155,10 +157,17 @@ def piece_punct(rng):
 
 
 def piece_any(rng):
-    """A random code point from the BMP or the supplementary planes (assigned or not)."""
+    """
+    A random code point, BMP or not, among those assigned by Unicode 3.2 (Python's frozen
+    unicodedata.ucd_3_2_0): characters added later may be unknown to one side (utf8proc,
+    PCRE2 and the Rust crates each carry their own Unicode version), e.g. U+1715 (Unicode
+    14, combining class 9) is reordered by HF's NFC but not by utf8proc 2.6 (Unicode 13).
+    """
     while True:
         cp = rng.randint(1, 0x10FFFF) if rng.random() < 0.3 else rng.randint(1, 0xFFFF)
-        if not 0xD800 <= cp <= 0xDFFF:
+        if 0xD800 <= cp <= 0xDFFF:
+            continue
+        if unicodedata.ucd_3_2_0.category(chr(cp)) != "Cn":
             return chr(cp)
 
 
@@ -220,12 +229,7 @@ def main():
     cases = []
     # a fifth each: Python sources, C headers; the rest synthetic
     for kind, files in (("python", py_files), ("c_header", h_files)):
-        got = 0
-        for text in file_chunks(rng, files, 10 ** 6):
-            cases.append((kind, text))
-            got += len(text)
-            if got >= budget // 5:
-                break
+        cases += [(kind, text) for text in file_chunks(rng, files, budget // 5)]
     for text in long_runs(rng):
         cases.append(("long_run", text))
     got = 0
@@ -236,7 +240,7 @@ def main():
     # short edge cases
     for text in ["", " ", "\n", "\r\n", "\t \t", "a", "'s", "'S", "'ll've", " 's", "<|im_start|",
                  "\u0301", "e\u0301", "\u1100\u1161\u11a8", "\u00a0x", "x\u00a0", "  \n  x", "x  ",
-                 "\ufeffBOM", "\u200b\u200c\u200d", "\U0010FFFF", "\ud7a3\u11a8", "Ａ１２"]:
+                 "\ufeffBOM", "\u200b\u200c\u200d", "\u180e's", " \u180e\n", "\U0010FFFF", "\ud7a3\u11a8", "Ａ１２"]:
         cases.append(("edge", text))
     cases += [("added", a) for a in added]
     cases.append(("added", "".join(added)))

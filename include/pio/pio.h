@@ -49,7 +49,12 @@ void pio_clear_error(void);
 /* Short name of a status code, e.g. "format error". */
 const char *pio_status_name(pio_status st);
 
-/* Element types of tensors. Values are ours (not safetensors' or GGUF's). */
+/*
+ * Element types of tensors. Values are ours (not safetensors' or GGUF's).
+ * The block-quantized types store rows as blocks bit-identical to GGML's
+ * (src/kernels/quant.h): Q8_0 and Q4_0 blocks of 32 values, Q4_K and Q6_K
+ * super-blocks of 256, Q8_K (activations only) of 256.
+ */
 typedef enum pio_dtype {
     PIO_DTYPE_F32 = 0,
     PIO_DTYPE_F16,
@@ -57,14 +62,35 @@ typedef enum pio_dtype {
     PIO_DTYPE_I32,
     PIO_DTYPE_I64,
     PIO_DTYPE_U8,
+    PIO_DTYPE_Q8_0,
+    PIO_DTYPE_Q4_0,
+    PIO_DTYPE_Q4_K,
+    PIO_DTYPE_Q6_K,
+    PIO_DTYPE_Q8_K,
     PIO_DTYPE_COUNT
 } pio_dtype;
 
-/* Bytes per element of `dt`. */
+/* Bytes per element of a plain type; 0 for block-quantized types. */
 size_t pio_dtype_size(pio_dtype dt);
 
-/* "F32", "F16", "BF16", ... (safetensors spelling). */
+/* Elements per block (1 for plain types, 32 or 256 for quantized ones). */
+int pio_dtype_block_elems(pio_dtype dt);
+
+/* Bytes per block (the element size for plain types). */
+size_t pio_dtype_block_bytes(pio_dtype dt);
+
+/* Bytes of a row of n elements; n must be a multiple of the block size
+ * (0 is returned otherwise). */
+size_t pio_dtype_row_bytes(pio_dtype dt, int64_t n);
+
+/* True for the block-quantized types. */
+bool pio_dtype_is_quantized(pio_dtype dt);
+
+/* "F32", "F16", "BF16", ... (safetensors spelling), "Q8_0", "Q4_K", ... */
 const char *pio_dtype_name(pio_dtype dt);
+
+/* Parse a name as printed by pio_dtype_name, case-insensitive; -1 if unknown. */
+int pio_dtype_from_name(const char *name);
 
 #ifdef __cplusplus
 }

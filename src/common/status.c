@@ -5,6 +5,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <strings.h>
 
 static _Thread_local char pio_errbuf[2048];
 
@@ -41,20 +42,65 @@ const char *pio_status_name(pio_status st)
     return "unknown status";
 }
 
+/* Block geometry of each dtype; quantized sizes are GGML's (ggml-common.h). */
+static const struct dtype_desc {
+    const char *name;
+    int block_elems;
+    size_t block_bytes;
+} dtype_table[PIO_DTYPE_COUNT] = {
+    [PIO_DTYPE_F32] = { "F32", 1, 4 },
+    [PIO_DTYPE_F16] = { "F16", 1, 2 },
+    [PIO_DTYPE_BF16] = { "BF16", 1, 2 },
+    [PIO_DTYPE_I32] = { "I32", 1, 4 },
+    [PIO_DTYPE_I64] = { "I64", 1, 8 },
+    [PIO_DTYPE_U8] = { "U8", 1, 1 },
+    [PIO_DTYPE_Q8_0] = { "Q8_0", 32, 2 + 32 },            /* f16 d, int8 qs[32] */
+    [PIO_DTYPE_Q4_0] = { "Q4_0", 32, 2 + 16 },            /* f16 d, nibbles qs[16] */
+    [PIO_DTYPE_Q4_K] = { "Q4_K", 256, 2 + 2 + 12 + 128 }, /* f16 d, dmin, scales[12], qs[128] */
+    [PIO_DTYPE_Q6_K] = { "Q6_K", 256, 128 + 64 + 16 + 2 },/* ql, qh, scales, f16 d */
+    [PIO_DTYPE_Q8_K] = { "Q8_K", 256, 4 + 256 + 32 },     /* f32 d, qs[256], int16 bsums[16] */
+};
+
 size_t pio_dtype_size(pio_dtype dt)
 {
-    static const size_t sizes[PIO_DTYPE_COUNT] = {
-        [PIO_DTYPE_F32] = 4, [PIO_DTYPE_F16] = 2, [PIO_DTYPE_BF16] = 2,
-        [PIO_DTYPE_I32] = 4, [PIO_DTYPE_I64] = 8, [PIO_DTYPE_U8] = 1,
-    };
-    return (unsigned)dt < PIO_DTYPE_COUNT ? sizes[dt] : 0;
+    if ((unsigned)dt >= PIO_DTYPE_COUNT || dtype_table[dt].block_elems != 1)
+        return 0;
+    return dtype_table[dt].block_bytes;
+}
+
+int pio_dtype_block_elems(pio_dtype dt)
+{
+    return (unsigned)dt < PIO_DTYPE_COUNT ? dtype_table[dt].block_elems : 0;
+}
+
+size_t pio_dtype_block_bytes(pio_dtype dt)
+{
+    return (unsigned)dt < PIO_DTYPE_COUNT ? dtype_table[dt].block_bytes : 0;
+}
+
+size_t pio_dtype_row_bytes(pio_dtype dt, int64_t n)
+{
+    int be = pio_dtype_block_elems(dt);
+    if (be <= 0 || n < 0 || n % be != 0)
+        return 0;
+    return (size_t)(n / be) * dtype_table[dt].block_bytes;
+}
+
+bool pio_dtype_is_quantized(pio_dtype dt)
+{
+    return pio_dtype_block_elems(dt) > 1;
 }
 
 const char *pio_dtype_name(pio_dtype dt)
 {
-    static const char *const names[PIO_DTYPE_COUNT] = {
-        [PIO_DTYPE_F32] = "F32", [PIO_DTYPE_F16] = "F16", [PIO_DTYPE_BF16] = "BF16",
-        [PIO_DTYPE_I32] = "I32", [PIO_DTYPE_I64] = "I64", [PIO_DTYPE_U8] = "U8",
-    };
-    return (unsigned)dt < PIO_DTYPE_COUNT ? names[dt] : "?";
+    return (unsigned)dt < PIO_DTYPE_COUNT ? dtype_table[dt].name : "?";
+}
+
+int pio_dtype_from_name(const char *name)
+{
+    int i;
+    for (i = 0; i < PIO_DTYPE_COUNT; i++)
+        if (!strcasecmp(name, dtype_table[i].name))
+            return i;
+    return -1;
 }

@@ -44,6 +44,8 @@ static const char *const st_unsupported_dtypes[] = {
 static bool st_dtype_from_name(const char *s, pio_dtype *out)
 {
     for (int d = 0; d < PIO_DTYPE_COUNT; d++) {
+        if (pio_dtype_is_quantized((pio_dtype)d))
+            continue;   /* GGML block types exist in GGUF files only */
         if (strcmp(s, pio_dtype_name((pio_dtype)d)) == 0) {
             *out = (pio_dtype)d;
             return true;

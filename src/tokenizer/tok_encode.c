@@ -13,6 +13,7 @@
 
 /* ---- added-token trie ---------------------------------------------------- */
 
+/* Append a childless node for `byte`; *out gets its index. */
 static pio_status tok_trie_node_new(tok_trie *t, uint8_t byte, int32_t *out)
 {
     if (t->n == t->cap) {
@@ -99,6 +100,7 @@ typedef struct tok_enc {
     size_t cap_lit;
 } tok_enc;
 
+/* Append one id to the output (amortized O(1)). */
 static pio_status tok_enc_push(tok_enc *e, int32_t id)
 {
     if (e->n_ids == e->cap_ids) {
@@ -114,6 +116,7 @@ static pio_status tok_enc_push(tok_enc *e, int32_t id)
 
 /* ---- BPE ----------------------------------------------------------------- */
 
+/* Room for n symbols in the scratch array (kept across words of one call). */
 static pio_status tok_syms_reserve(tok_enc *e, size_t n)
 {
     if (n <= e->cap_syms) return PIO_STATUS_OK;
@@ -167,11 +170,13 @@ static void tok_bpe_small(const pio_tokenizer *tok, tok_sym *s, int32_t n)
     }
 }
 
+/* Heap order: lower rank first, then the leftmost position (HF's Merge ordering). */
 static bool tok_heap_less(const tok_heap_ent *a, const tok_heap_ent *b)
 {
     return a->rank < b->rank || (a->rank == b->rank && a->pos < b->pos);
 }
 
+/* Push x on the binary min-heap e->heap holding *n entries. O(log n). */
 static pio_status tok_heap_push(tok_enc *e, size_t *n, tok_heap_ent x)
 {
     if (*n == e->cap_heap) {
@@ -191,6 +196,7 @@ static pio_status tok_heap_push(tok_enc *e, size_t *n, tok_heap_ent x)
     return PIO_STATUS_OK;
 }
 
+/* Remove and return the least entry (*n > 0). O(log n). */
 static tok_heap_ent tok_heap_pop(tok_heap_ent *h, size_t *n)
 {
     tok_heap_ent top = h[0], x = h[--*n];
@@ -317,8 +323,12 @@ static pio_status tok_bpe_word(tok_enc *e, const uint8_t *w, size_t n)
         if (id >= 0) return tok_enc_push(e, id);
     }
 
-    /* one symbol per byte (byte-level) or per character; byte_fallback may add up to 4 per character */
-    if ((st = tok_syms_reserve(e, 4 * n))) return st;
+    /*
+     * At most one symbol per byte: one per byte (byte-level) or per character,
+     * and byte_fallback gives one per byte of the character's vocab form, which
+     * in byte-level mode is two bytes for the non-printable bytes.
+     */
+    if ((st = tok_syms_reserve(e, tok->byte_level && tok->byte_fallback ? 2 * n : n))) return st;
     tok_sym *s = e->syms;
     int32_t ns = 0;
     bool in_unk = false;
@@ -365,7 +375,7 @@ static pio_status tok_bpe_word(tok_enc *e, const uint8_t *w, size_t n)
         c->wlen = (uint8_t)n;
         c->nids = (uint8_t)nids;
         memcpy(c->word, w, n);
-        memcpy(c->ids, e->ids + first, nids * sizeof(int32_t));
+        if (nids) memcpy(c->ids, e->ids + first, nids * sizeof(int32_t));
         pthread_mutex_unlock((pthread_mutex_t *)&tok->cache_lock);
     }
     return PIO_STATUS_OK;

@@ -422,6 +422,79 @@ static pio_status tok_load_added(pio_tokenizer *tok, const cJSON *list)
 
 /* ---- pre-tokenizer ------------------------------------------------------- */
 
+/*
+ * Unicode White_Space, which \s means in Oniguruma (HF's regex engine).
+ * PCRE2's \s with UCP also takes U+180E (MONGOLIAN VOWEL SEPARATOR, no longer
+ * a space since Unicode 6.3), so "\u180e's" would split differently.
+ */
+#define TOK_SPACE_SET \
+    "\\t\\n\\x0B\\f\\r\\x20\\x85\\xA0\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}\\x{205F}\\x{3000}"
+
+/*
+ * Copy of `pat` (malloc'ed) with \s spelled out as TOK_SPACE_SET, and \S
+ * as its complement outside character classes (inside one, \S stays).
+ * Escapes and [...] classes (with a leading ] or ^], and [:posix:] names)
+ * are tracked so only real \s / \S escapes change. \Q...\E is copied as is.
+ */
+static char *tok_regex_spaces(const char *pat)
+{
+    size_t n = strlen(pat), cap = n * 8 + 64, o = 0;
+    size_t set = sizeof TOK_SPACE_SET - 1;
+    char *out = malloc(cap + (n + 1) * set);
+    if (!out) return NULL;
+    bool in_class = false, quoted = false;
+    for (size_t i = 0; i < n;) {
+        char c = pat[i];
+        if (quoted) {
+            if (c == '\\' && pat[i + 1] == 'E') { quoted = false; out[o++] = pat[i++]; }
+            out[o++] = pat[i++];
+            continue;
+        }
+        if (c == '\\' && i + 1 < n) {
+            char e = pat[i + 1];
+            if (e == 'Q') quoted = true;
+            if (e == 's') {
+                if (!in_class) out[o++] = '[';
+                memcpy(out + o, TOK_SPACE_SET, set);
+                o += set;
+                if (!in_class) out[o++] = ']';
+            } else if (e == 'S' && !in_class) {
+                memcpy(out + o, "[^", 2);
+                o += 2;
+                memcpy(out + o, TOK_SPACE_SET, set);
+                o += set;
+                out[o++] = ']';
+            } else {
+                out[o++] = c;
+                out[o++] = e;
+            }
+            i += 2;
+            continue;
+        }
+        if (!in_class && c == '[') {
+            in_class = true;
+            out[o++] = pat[i++];
+            if (pat[i] == '^') out[o++] = pat[i++];
+            if (pat[i] == ']') out[o++] = pat[i++]; /* a literal ] first in the class */
+            continue;
+        }
+        if (in_class && c == '[' && pat[i + 1] == ':') { /* [:alpha:] */
+            const char *end = strstr(pat + i + 2, ":]");
+            if (end) {
+                size_t k = (size_t)(end + 2 - (pat + i));
+                memcpy(out + o, pat + i, k);
+                o += k;
+                i += k;
+                continue;
+            }
+        }
+        if (in_class && c == ']') in_class = false;
+        out[o++] = pat[i++];
+    }
+    out[o] = '\0';
+    return out;
+}
+
 static pio_status tok_compile(pio_tokenizer *tok, const char *where, const char *pattern,
                               bool literal, tok_pre *p)
 {
@@ -429,7 +502,19 @@ static pio_status tok_compile(pio_tokenizer *tok, const char *where, const char 
     int err;
     PCRE2_SIZE erroff;
     uint32_t opt = literal ? PCRE2_UTF | PCRE2_LITERAL : PCRE2_UTF | PCRE2_UCP;
-    *out = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED, opt, &err, &erroff, NULL);
+    char *rewritten = literal ? NULL : tok_regex_spaces(pattern);
+    if (!literal && !rewritten) return pio_error(PIO_STATUS_ERR_NOMEM, "%s: out of memory", tok->name);
+    *out = pcre2_compile((PCRE2_SPTR)(literal ? pattern : rewritten), PCRE2_ZERO_TERMINATED, opt, &err,
+                         &erroff, NULL);
+    free(rewritten);
+    if (!*out && !literal) { /* report the error at its offset in the pattern as written */
+        pcre2_code *orig = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED, opt, &err, &erroff, NULL);
+        if (orig) {
+            pcre2_code_free(orig);
+            return pio_error(PIO_STATUS_ERR_UNSUPPORTED, "%s: %s: regex cannot be adapted to Oniguruma's \\s",
+                             tok->name, where);
+        }
+    }
     if (!*out) {
         PCRE2_UCHAR msg[256];
         pcre2_get_error_message(err, msg, sizeof msg);

@@ -46,6 +46,7 @@ uint32_t tok_hash_bytes(const void *p, size_t n)
     return r ? r : 1;
 }
 
+/* A power-of-two capacity keeping the load factor at most 1/2. */
 static uint32_t tok_map_cap(size_t expected)
 {
     uint32_t cap = 16;
@@ -53,6 +54,7 @@ static uint32_t tok_map_cap(size_t expected)
     return cap;
 }
 
+/* Empty map sized for `expected` keys (it grows beyond). */
 pio_status tok_strmap_init(tok_strmap *m, size_t expected)
 {
     m->cap = tok_map_cap(expected);
@@ -120,6 +122,7 @@ int32_t tok_strmap_get(const tok_strmap *m, const tok_arena *a, const void *key,
     }
 }
 
+/* Empty merge map sized for `expected` pairs; it never grows (see tok_pairmap_put). */
 pio_status tok_pairmap_init(tok_pairmap *m, size_t expected)
 {
     m->cap = tok_map_cap(expected);
