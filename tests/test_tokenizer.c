@@ -220,7 +220,7 @@ static void check_threads(const pio_tokenizer *tok)
 int main(void)
 {
     const char *data = check_shared_data();
-    if (!data) check_skip("shared data (../shared/data) not found: golden tokenizer cases not run");
+    if (!data) check_skip("shared data (../shared/data, or $PIO_SHARED/data) not found: golden tokenizer cases not run");
     char path[4200];
     pio_tokenizer *tok = NULL;
 

@@ -14,8 +14,8 @@
 
 /* A weight matrix W[rows][cols] (rows = out features, cols = in features). */
 typedef struct pio_wmat {
-    pio_dtype dtype;     /* F32, F16 or BF16 */
-    const void *data;    /* rows*cols elements, row-major */
+    pio_dtype dtype;     /* F32, F16, BF16 or block-quantized (quant.h) */
+    const void *data;    /* rows of pio_dtype_row_bytes(dtype, cols) bytes */
     int64_t rows;
     int64_t cols;
 } pio_wmat;
@@ -31,11 +31,15 @@ static inline pio_wmat pio_wmat_from_tensor(const pio_tensor *t)
 float pio_bf16_to_f32(uint16_t h);
 uint16_t pio_f32_to_bf16(float f);
 float pio_f16_to_f32(uint16_t h);
+/* IEEE f32 -> f16, round-to-nearest-even (as GGML_FP32_TO_FP16 / F16C);
+ * overflow gives inf, NaN a quiet NaN with the sign kept. */
+uint16_t pio_f32_to_f16(float f);
 
-/* dst[0..n) = src[0..n) converted from `dt` (F32, F16, BF16). */
+/* dst[0..n) = src[0..n) converted from `dt`: F32, F16, BF16, or a
+ * block-quantized type (n a multiple of its block; see quant.h). */
 void pio_convert_to_f32(float *dst, const void *src, pio_dtype dt, int64_t n);
 
-/* Row `r` of `w` converted to f32 into dst[w->cols]. */
+/* Row `r` of `w` converted (dequantized) to f32 into dst[w->cols]. */
 void pio_wmat_row_f32(const pio_wmat *w, int64_t r, float *dst);
 
 /* Dot product of two f32 vectors of length n. */

@@ -59,4 +59,58 @@ _Static_assert(sizeof(pio_block_q4_K) == 144, "Q4_K block layout");
 _Static_assert(sizeof(pio_block_q6_K) == 210, "Q6_K block layout");
 _Static_assert(sizeof(pio_block_q8_K) == 292, "Q8_K block layout");
 
+/* ---- reference code (src/kernels/ref/quant.c) ----------------------------
+ *
+ * Scalar C, bit-identical to GGML's reference (ggml-quants.c *_ref) and its
+ * generic dot products (ggml-cpu/quants.c *_generic): the same input gives
+ * the same blocks and the same float results. k and n are element counts,
+ * multiples of the block size (32 or 256; not checked here).
+ */
+
+/* Quantize k floats into k/block blocks at y (GGML quantize_row_*_ref). */
+void pio_quantize_row_q8_0(const float *x, void *y, int64_t k);
+void pio_quantize_row_q4_0(const float *x, void *y, int64_t k);
+void pio_quantize_row_q4_K(const float *x, void *y, int64_t k);
+void pio_quantize_row_q6_K(const float *x, void *y, int64_t k);
+void pio_quantize_row_q8_K(const float *x, void *y, int64_t k);
+
+/* True for the dtypes pio_quantize_row can produce: F32, F16, BF16 (rounded
+ * to nearest even), Q8_0, Q4_0, Q4_K, Q6_K, Q8_K. */
+bool pio_dtype_can_quantize(pio_dtype dt);
+
+/* Quantize (or convert) k floats into dt; dt must pass pio_dtype_can_quantize. */
+void pio_quantize_row(pio_dtype dt, const float *x, void *y, int64_t k);
+
+/*
+ * Quantize x[rows][cols] into rows of pio_dtype_row_bytes(dt, cols) bytes.
+ * ERR_UNSUPPORTED for a dtype we cannot produce, ERR_SHAPE when cols is not
+ * a multiple of the block size. Single-threaded; cost O(rows·cols), about
+ * 100x more for Q4_K/Q6_K (their scale search) than for Q8_0/Q4_0.
+ */
+pio_status pio_quantize_rows(pio_dtype dt, const float *x, void *y, int64_t rows, int64_t cols);
+
+/* y[0..k) = the values of k elements of type dt at x: Q8_0, Q4_0, Q4_K,
+ * Q6_K, Q8_K (GGML dequantize_row_*), or F32/F16/BF16. */
+void pio_dequantize_row(pio_dtype dt, const void *x, float *y, int64_t k);
+
+/*
+ * The block type the activations are quantized to for a dot product with
+ * weights of type w: Q8_0 for Q8_0 and Q4_0, Q8_K for Q4_K and Q6_K
+ * (GGML's vec_dot_type); F32 for plain types.
+ */
+pio_dtype pio_dtype_vec_dot_type(pio_dtype w);
+
+/*
+ * Dot product of n elements: weights w (blocks of the first type) with
+ * activations a (blocks of pio_dtype_vec_dot_type), as GGML's generic
+ * ggml_vec_dot_<w>_<a>: integer block sums, scaled and summed in f32.
+ */
+float pio_vec_dot_q8_0_q8_0_ref(int64_t n, const void *w, const void *a);
+float pio_vec_dot_q4_0_q8_0_ref(int64_t n, const void *w, const void *a);
+float pio_vec_dot_q4_K_q8_K_ref(int64_t n, const void *w, const void *a);
+float pio_vec_dot_q6_K_q8_K_ref(int64_t n, const void *w, const void *a);
+
+/* Dispatch on the weight type; for F32/F16/BF16 weights `a` is f32. */
+float pio_vec_dot_ref(pio_dtype w_dtype, int64_t n, const void *w, const void *a);
+
 #endif

@@ -467,8 +467,9 @@ static pio_status tok_split(tok_enc *e, size_t step, const char *s, size_t n)
             rc = p->jit ? pcre2_jit_match(p->re, (PCRE2_SPTR)s, n, pos, 0, e->md, e->tok->mctx)
                         : pcre2_match(p->re, (PCRE2_SPTR)s, n, pos, PCRE2_NO_UTF_CHECK, e->md,
                                       e->tok->mctx);
-            if (rc < 0 || ov[1] > ov[0]) break;
-            pos = ov[0] + 1; /* empty match: look again one character further */
+            if (rc < 0 || (ov[0] >= pos && ov[1] > ov[0])) break;
+            /* an empty match (or one reaching back before pos via \K): look again one character further */
+            pos = (ov[0] > pos ? ov[0] : pos) + 1;
             while (pos < n && ((uint8_t)s[pos] & 0xC0) == 0x80) pos++;
             rc = PCRE2_ERROR_NOMATCH;
         }

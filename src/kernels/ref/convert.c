@@ -1,7 +1,9 @@
 /*
- * convert.c - f16/bf16 <-> f32 conversions and the f32 dot product.
+ * convert.c - f16/bf16 <-> f32 conversions, rows of any weight dtype to f32
+ * (block-quantized ones through quant.c), and the f32 dot product.
  */
 #include "kernels/kernels.h"
+#include "kernels/quant.h"
 
 #include <string.h>
 
@@ -49,6 +51,38 @@ float pio_f16_to_f32(uint16_t h)
     return f;
 }
 
+/*
+ * IEEE single -> half, round to nearest even, in integer arithmetic (the
+ * result F16C's vcvtps2ph and GGML's software fallback give): overflow to
+ * inf, gradual underflow to subnormals, NaN -> quiet NaN 0x7e00 with sign.
+ */
+uint16_t pio_f32_to_f16(float f)
+{
+    uint32_t u, a, sign;
+    memcpy(&u, &f, 4);
+    sign = (u >> 16) & 0x8000u;
+    a = u & 0x7fffffffu;
+    if (a > 0x7f800000u)                       /* NaN */
+        return (uint16_t)(sign | 0x7e00u);
+    if (a >= 0x477ff000u)                      /* >= 65520 rounds to inf (inf included) */
+        return (uint16_t)(sign | 0x7c00u);
+    if (a >= 0x38800000u) {                    /* normal half: |f| >= 2^-14 */
+        a -= (uint32_t)(127 - 15) << 23;       /* rebias the exponent */
+        a += 0x0fffu + ((a >> 13) & 1u);       /* round the 13 dropped bits, ties to even */
+        return (uint16_t)(sign | (a >> 13));   /* a mantissa carry bumps the exponent */
+    }
+    if (a <= 0x33000000u)                      /* <= 2^-25: rounds to zero (2^-25 is a tie) */
+        return (uint16_t)sign;
+    {                                          /* subnormal half: units of 2^-24 */
+        uint32_t m = (a & 0x7fffffu) | 0x800000u;
+        int shift = 126 - (int)(a >> 23);      /* 14..24 */
+        uint32_t q = m >> shift, rem = m & ((1u << shift) - 1u), half = 1u << (shift - 1);
+        if (rem > half || (rem == half && (q & 1u)))
+            q++;
+        return (uint16_t)(sign | q);
+    }
+}
+
 void pio_convert_to_f32(float *dst, const void *src, pio_dtype dt, int64_t n)
 {
     int64_t i;
@@ -70,6 +104,13 @@ void pio_convert_to_f32(float *dst, const void *src, pio_dtype dt, int64_t n)
             dst[i] = pio_f16_to_f32(s[i]);
         break;
     }
+    case PIO_DTYPE_Q8_0:
+    case PIO_DTYPE_Q4_0:
+    case PIO_DTYPE_Q4_K:
+    case PIO_DTYPE_Q6_K:
+    case PIO_DTYPE_Q8_K:
+        pio_dequantize_row(dt, src, dst, n);
+        break;
     default:
         memset(dst, 0, (size_t)n * sizeof(float));   /* callers check dtypes at bind */
         break;
@@ -79,8 +120,8 @@ void pio_convert_to_f32(float *dst, const void *src, pio_dtype dt, int64_t n)
 void pio_wmat_row_f32(const pio_wmat *w, int64_t r, float *dst)
 {
     const char *base = w->data;
-    pio_convert_to_f32(dst, base + (size_t)r * (size_t)w->cols * pio_dtype_size(w->dtype),
-                       w->dtype, w->cols);
+    pio_convert_to_f32(dst, base + (size_t)r * pio_dtype_row_bytes(w->dtype, w->cols), w->dtype,
+                       w->cols);
 }
 
 float pio_dot_f32(const float *a, const float *b, int64_t n)
