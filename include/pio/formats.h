@@ -84,6 +84,52 @@ const pio_tensor *pio_weights_find(const pio_weights *w, const char *name);
 pio_status pio_weights_get(const pio_weights *w, const char *name, int n_dims,
                            const int64_t *shape, const pio_tensor **out);
 
+/* ---- quantize on load (src/formats/requantize.c) ------------------------- */
+
+/* What pio_weights_requantize did. */
+typedef struct pio_requant_stats {
+    int n_converted;          /* tensors converted to another dtype */
+    int n_kept;               /* selected tensors left as stored: already that dtype, "keep",
+                                 or rows that no block of the type fits */
+    int n_fallback;           /* converted to Q4_0/Q8_0 because Q4_K/Q6_K blocks (256) do
+                                 not divide the row length */
+    int64_t bytes_before;     /* of the converted tensors, as stored */
+    int64_t bytes_after;      /* of the converted tensors, converted */
+} pio_requant_stats;
+
+/*
+ * Convert weight matrices of `w` in memory, as `spec` says:
+ *
+ *   spec  = item { "," item }
+ *   item  = TYPE | PATTERN "=" TYPE
+ *   TYPE  = f32 | f16 | bf16 | q8_0 | q4_0 | q4_k | q6_k | keep   (any case)
+ *
+ * A bare TYPE applies to every 2-D tensor whose name ends in ".weight";
+ * PATTERN=TYPE (fnmatch(3), '*' also matches '.') to every 2-D tensor it
+ * matches, the last matching item winning; "keep" leaves a tensor as
+ * stored. 1-D tensors (norms, biases) are never converted. Example:
+ * "q4_0,lm_head.weight=q8_0,*.embed_tokens.weight=q8_0".
+ *
+ * Rows must be whole blocks: where Q4_K/Q6_K (256) do not divide the row
+ * length, Q4_0/Q8_0 (32) are used; where no block fits the tensor is kept.
+ * f32 is rounded to f16/bf16 to nearest even; quantization is GGML's
+ * reference (bit-identical blocks); quantized sources are dequantized first.
+ *
+ * Converted tensors live in buffers `w` owns (freed by pio_weights_free) and
+ * replace the file's in pio_weights_find/get/at, with nbytes of the new
+ * dtype; the file's pages of a converted tensor are released. Pointers to
+ * tensors taken before the call may dangle. Rows are converted on
+ * n_threads threads (<= 0: all cores). Cost: one pass over the selected
+ * weights; Q4_K/Q6_K search scales and take ~50x longer than Q8_0/Q4_0.
+ * `stats` may be NULL. Errors: ERR_INVALID_ARG for a bad spec (nothing is
+ * converted), ERR_NOMEM.
+ */
+pio_status pio_weights_requantize(pio_weights *w, const char *spec, int n_threads,
+                                  pio_requant_stats *stats);
+
+/* Validate a spec without weights (for option parsing): same errors. */
+pio_status pio_requant_spec_check(const char *spec);
+
 /* ---- config.json --------------------------------------------------------- */
 
 #define PIO_MAX_EOS 8

@@ -34,7 +34,7 @@ extern "C" {
 typedef struct pio_options {
     int n_threads;         /* 0 = all cores */
     int n_ctx;             /* max positions per sequence; 0 = model default capped at 4096 */
-    int n_seqs;            /* max concurrent sequences */
+    int n_seqs;            /* max concurrent sequences; 0 = the plugin default */
     const char *dtype;     /* compute/weight format request, NULL = as stored */
 } pio_options;
 

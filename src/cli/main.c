@@ -21,6 +21,7 @@ static const subcommand subcommands[] = {
     { "logits", pio_cmd_logits, "print the logits at every position of a token list (JSON)" },
     { "tokenize", pio_cmd_tokenize, "encode stdin with a tokenizer.json, print the ids (JSON)" },
     { "perplexity", pio_cmd_perplexity, "perplexity of a model on a text file" },
+    { "bench", pio_cmd_bench, "prompt and generation speed (tokens/s) and peak memory, like llama-bench" },
 };
 
 static void usage(FILE *f)

@@ -34,7 +34,7 @@ void pio_engine_params_default(pio_engine_params *p)
     memset(p, 0, sizeof *p);
     p->opts.n_threads = 0;
     p->opts.n_ctx = 0;
-    p->opts.n_seqs = 1;
+    p->opts.n_seqs = 0;      /* the plugin's default (plugin_config.json), else 1 */
     p->progress = true;
 }
 
@@ -88,9 +88,51 @@ static void weights_page_in(const pio_weights *w, bool show)
     fprintf(stderr, "\n");
 }
 
+/*
+ * The selected plugin's default configuration: <plugin>.json beside its
+ * shared object (src/models/<family>/plugin_config.json, copied there by the
+ * build). Fills the options the caller left at 0, and the cap on the
+ * context used when none is asked for ("n_ctx_max"); a missing file is fine.
+ */
+static void plugin_defaults(const pio_model_plugin *plugin, pio_options *opts, int *n_ctx_max)
+{
+    const char *origin = NULL;
+    char path[4096], *dot;
+    FILE *f;
+    int i;
+
+    for (i = 0; i < pio_plugins_count(); i++)
+        if (pio_plugins_at(i, &origin) == plugin)
+            break;
+    if (i == pio_plugins_count() || !origin)
+        return;
+    snprintf(path, sizeof path, "%s", origin);
+    dot = strrchr(path, '.');
+    if (!dot || strcmp(dot, ".so") != 0)
+        return;
+    strcpy(dot, ".json");
+    f = fopen(path, "rb");
+    if (f) {
+        char buf[8192];
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        cJSON *root, *defs;
+        fclose(f);
+        buf[n] = '\0';
+        root = cJSON_Parse(buf);
+        defs = cJSON_GetObjectItemCaseSensitive(root, "defaults");
+        if (cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(defs, "n_ctx_max")))
+            *n_ctx_max = cJSON_GetObjectItemCaseSensitive(defs, "n_ctx_max")->valueint;
+        if (opts->n_seqs <= 0 && cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(defs, "n_seqs")))
+            opts->n_seqs = cJSON_GetObjectItemCaseSensitive(defs, "n_seqs")->valueint;
+        cJSON_Delete(root);
+    }
+}
+
 pio_status pio_engine_load(const char *model_dir, const pio_engine_params *params, pio_engine **out)
 {
     pio_engine_params defaults;
+    pio_options opts;
+    int n_ctx_max = PIO_DEFAULT_CTX;
     pio_engine *e;
     pio_model_files files;
     char path[4096];
@@ -140,13 +182,17 @@ pio_status pio_engine_load(const char *model_dir, const pio_engine_params *param
     st = pio_plugins_select(&e->config, &e->plugin);
     if (st)
         goto fail;
+    opts = params->opts;
+    plugin_defaults(e->plugin, &opts, &n_ctx_max);
+    if (opts.n_seqs <= 0)
+        opts.n_seqs = 1;
 
     st = pio_weights_open_dir(model_dir, &e->weights);
     if (st)
         goto fail;
     weights_page_in(e->weights, params->progress);
 
-    st = e->plugin->initialize(&e->ctx, &params->opts);
+    st = e->plugin->initialize(&e->ctx, &opts);
     if (st)
         goto fail;
     files.dir = model_dir;
@@ -160,15 +206,15 @@ pio_status pio_engine_load(const char *model_dir, const pio_engine_params *param
     if (st)
         goto fail;
 
-    n_ctx = params->opts.n_ctx;
-    if (n_ctx <= 0) {
+    n_ctx = opts.n_ctx;
+    if (n_ctx <= 0) {                 /* the trained context, capped to keep the cache small */
         n_ctx = (int)e->info.n_ctx_train;
-        if (n_ctx <= 0 || n_ctx > PIO_DEFAULT_CTX)
-            n_ctx = PIO_DEFAULT_CTX;
+        if (n_ctx <= 0 || n_ctx > n_ctx_max)
+            n_ctx = n_ctx_max;
     }
     e->n_ctx = n_ctx;
     {
-        int n_seqs = params->opts.n_seqs > 0 ? params->opts.n_seqs : 1;
+        int n_seqs = opts.n_seqs;
         st = pio_kv_paged_new(e->info.kv_layers, n_seqs, n_ctx, e->info.kv_k_dim,
                               e->info.kv_v_dim, 16, 0, &e->kv);
         if (st)

@@ -58,4 +58,20 @@ pio_status pio_fmt_json_ids(const cJSON *v, const char *file, const char *field,
 /* True when `v` is a number with an integral value in [-2^53, 2^53]. */
 bool pio_fmt_json_is_int(const cJSON *v, int64_t *out);
 
+/* ---- weights converted in memory (requantize.c) ---------------------------- */
+
+/* Index of tensor `name` in pio_weights_at order, or -1. */
+int pio_weights_index(const pio_weights *w, const char *name);
+
+/*
+ * Make tensor i of `w` the descriptor *t (name kept) with data `data`, a
+ * malloc'd/aligned_alloc'd buffer that `w` owns from now on (freed by
+ * pio_weights_free, or by a later replacement of the same tensor; also freed
+ * here on failure). Lookups return the new descriptor. The process's pages
+ * of the file's copy are dropped (madvise), so converting a checkpoint does
+ * not keep both copies resident. Pointers to the old descriptor of a
+ * replaced converted tensor dangle.
+ */
+pio_status pio_weights_replace(pio_weights *w, int i, const pio_tensor *t, void *data);
+
 #endif /* PIO_FORMATS_INT_H */

@@ -11,16 +11,22 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 struct pio_weights {
     char *dir;                   /* for messages */
     int n_files;
     pio_safetensors **files;     /* (n_files) owned; shards in name order */
     int n;
-    const pio_tensor **tensors;  /* (n) file order, then header order; point into files */
+    const pio_tensor **tensors;  /* (n) file order, then header order; point into files,
+                                    or into repl for converted tensors */
     size_t cap;                  /* hash slots, a power of two >= 2n */
     int *slots;                  /* (cap) index into tensors, -1 = empty */
+    pio_tensor *repl;            /* (n) descriptors of tensors converted in memory
+                                    (pio_weights_replace); NULL until the first */
+    void **repl_data;            /* (n) their data, owned; NULL = tensor i is the file's */
 };
 
 /* FNV-1a, 64-bit: cheap and good enough for tensor names. */
@@ -322,6 +328,11 @@ void pio_weights_free(pio_weights *w)
 {
     if (!w)
         return;
+    if (w->repl_data)
+        for (int i = 0; i < w->n; i++)
+            free(w->repl_data[i]);
+    free(w->repl_data);
+    free(w->repl);
     for (int i = 0; i < w->n_files; i++)
         pio_safetensors_free(w->files[i]);
     free(w->files);
@@ -332,6 +343,58 @@ void pio_weights_free(pio_weights *w)
 }
 
 int pio_weights_count(const pio_weights *w) { return w ? w->n : 0; }
+
+int pio_weights_index(const pio_weights *w, const char *name)
+{
+    if (!w || !name || !w->slots)
+        return -1;
+    return w->slots[w_probe(w, name)];
+}
+
+/* Drop the process's pages of a read-only file mapping range; they are
+ * re-read from the page cache if touched again. Only whole pages inside. */
+static void w_drop_pages(const void *data, size_t len)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    uintptr_t a = (uintptr_t)data, e = a + len;
+    if (page <= 0)
+        return;
+    a = (a + (uintptr_t)page - 1) & ~((uintptr_t)page - 1);
+    e &= ~((uintptr_t)page - 1);
+    if (e > a)
+        madvise((void *)a, e - a, MADV_DONTNEED);
+}
+
+pio_status pio_weights_replace(pio_weights *w, int i, const pio_tensor *t, void *data)
+{
+    if (!w || i < 0 || i >= w->n) {
+        free(data);
+        return pio_error(PIO_STATUS_ERR_INVALID_ARG, "weights: no tensor #%d to replace", i);
+    }
+    if (!w->repl) {
+        w->repl = calloc((size_t)w->n, sizeof *w->repl);
+        w->repl_data = calloc((size_t)w->n, sizeof *w->repl_data);
+        if (!w->repl || !w->repl_data) {
+            free(w->repl);
+            free(w->repl_data);
+            w->repl = NULL;
+            w->repl_data = NULL;
+            free(data);
+            return pio_error(PIO_STATUS_ERR_NOMEM, "%s: out of memory replacing tensor \"%s\"", w->dir,
+                             t->name);
+        }
+    }
+    if (w->repl_data[i])
+        free(w->repl_data[i]);
+    else
+        w_drop_pages(w->tensors[i]->data, w->tensors[i]->nbytes);   /* the file's copy */
+    w->repl[i] = *t;
+    w->repl[i].name = w->tensors[i]->name;     /* the hash table keys on this string */
+    w->repl[i].data = data;
+    w->repl_data[i] = data;
+    w->tensors[i] = &w->repl[i];
+    return PIO_STATUS_OK;
+}
 
 const pio_tensor *pio_weights_at(const pio_weights *w, int i)
 {
@@ -372,11 +435,14 @@ pio_status pio_weights_get(const pio_weights *w, const char *name, int n_dims,
     same = t->n_dims == n_dims;
     for (int i = 0; same && i < n_dims; i++)
         same = t->shape[i] == shape[i];
-    if (t->dtype != PIO_DTYPE_F32 && t->dtype != PIO_DTYPE_F16 && t->dtype != PIO_DTYPE_BF16)
+    /* block-quantized types only for matrices, whose rows are whole blocks */
+    if (t->dtype != PIO_DTYPE_F32 && t->dtype != PIO_DTYPE_F16 && t->dtype != PIO_DTYPE_BF16 &&
+        !(n_dims == 2 && t->n_dims == 2 && pio_dtype_is_quantized(t->dtype)))
         return pio_error(PIO_STATUS_ERR_SHAPE,
-                         "%s: tensor \"%s\": dtype %s shape %s, expected F32, F16 or BF16 shape %s",
+                         "%s: tensor \"%s\": dtype %s shape %s, expected %s shape %s",
                          t->file, name, pio_dtype_name(t->dtype),
                          w_shape_str(have, sizeof have, t->n_dims, t->shape),
+                         n_dims == 2 ? "F32, F16, BF16 or a block-quantized type" : "F32, F16 or BF16",
                          w_shape_str(want, sizeof want, n_dims, shape));
     if (!same)
         return pio_error(PIO_STATUS_ERR_SHAPE, "%s: tensor \"%s\": shape %s (%s), expected %s", t->file,
