@@ -30,6 +30,7 @@
 #include "cli/options.h"
 
 #include <cjson/cJSON.h>
+#include <ctype.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -288,6 +289,32 @@ static int bench_load(const bench_opts *o, int n_ctx, pio_engine **out)
     return 0;
 }
 
+/*
+ * Does the loaded model use the format that --dtype asked for? The spec's
+ * first name (before any ',' or ':' of per-tensor overrides) must appear in
+ * the plugin's dtype summary ("Q8_0 x 252, F32 x 73"). A false answer means
+ * the engine ran the weights as stored and the numbers are not for `spec`.
+ */
+static bool bench_dtype_applied(const char *spec, const char *dtypes)
+{
+    char name[32];
+    size_t n = strcspn(spec, ",:"), i, k;
+    if (n == 0 || n >= sizeof name)
+        return false;
+    for (i = 0; i < n; i++)
+        name[i] = (char)toupper((unsigned char)spec[i]);
+    name[n] = '\0';
+    for (i = 0; dtypes[i]; i++) {
+        for (k = 0; k < n && toupper((unsigned char)dtypes[i + k]) == name[k]; k++)
+            ;
+        /* a whole name: "Q4_0" must not match inside "Q4_0_X" or "BF16" inside "xBF16" */
+        if (k == n && (i == 0 || dtypes[i - 1] == ' ' || dtypes[i - 1] == ',') &&
+            (dtypes[i + n] == '\0' || dtypes[i + n] == ' ' || dtypes[i + n] == ','))
+            return true;
+    }
+    return false;
+}
+
 static cJSON *stats_json(const bench_stats *s, long tokens)
 {
     cJSON *o = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(o, "seconds");
@@ -323,6 +350,7 @@ int pio_cmd_bench(int argc, char **argv)
     pio_status st = PIO_STATUS_OK;
     char test_pp[48], test_tg[48];
     const char *model_name;
+    bool dtype_applied;
 
     memset(&o, 0, sizeof o);
     o.n_prompt = 512;
@@ -345,6 +373,10 @@ int pio_cmd_bench(int argc, char **argv)
         return 1;
     load_s = now_seconds() - t0;
     mi = pio_engine_model_info(e);
+    dtype_applied = !o.dtype || bench_dtype_applied(o.dtype, mi->dtypes);
+    if (!dtype_applied)
+        fprintf(stderr, "pio bench: warning: --dtype %s was asked for but the weights are %s; "
+                "the numbers below are for those\n", o.dtype, mi->dtypes);
     n_threads = o.mo.n_threads > 0 ? o.mo.n_threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
 
     /* token ids: the tokenizer's (real tokens only) or else every embedding row */
@@ -438,6 +470,7 @@ int pio_cmd_bench(int argc, char **argv)
             cJSON_AddStringToObject(j, "dtype", o.dtype);
         else
             cJSON_AddNullToObject(j, "dtype");
+        cJSON_AddBoolToObject(j, "dtype_applied", dtype_applied);
         cJSON_AddStringToObject(j, "dtypes", mi->dtypes);
         cJSON_AddNumberToObject(j, "n_params", (double)mi->n_params);
         cJSON_AddNumberToObject(j, "weight_bytes", (double)mi->weight_bytes);
