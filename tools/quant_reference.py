@@ -7,13 +7,14 @@ Sources of truth:
   * the `gguf` package (pip install gguf numpy): gguf.quants quantizes Q8_0 and
     Q4_0 bit-exactly like ggml's quantize_row_*_ref, and dequantizes Q8_0, Q4_0,
     Q4_K and Q6_K like ggml's dequantize_row_*;
-  * optionally ggml itself (--ggml-lib, a libggml-base.so such as the one
-    llama-cpp-python builds): quantize_row_q4_K_ref and quantize_row_q6_K_ref,
-    which gguf does not implement. Without it the Q4_K/Q6_K files hold only
-    dequantization cases (random blocks), and the C test checks our Q4_K/Q6_K
-    quantizers by round-trip error instead.
+  * ggml itself (--ggml-lib, a libggml-base.so such as the one llama-cpp-python
+    builds; its ggml-quants.c must be compiled without FMA, as ggml's build does):
+    quantize_row_q4_K_ref, quantize_row_q6_K_ref and quantize_row_q8_K_ref, which
+    gguf does not implement (also Q8_0/Q4_0, checked equal to gguf's).
+    Without --ggml-lib, existing Q4_K/Q6_K/Q8_K files are left alone (a new
+    Q4_K/Q6_K file holds only dequantization cases; no Q8_K file is written).
 
-File format (little-endian), one file per dtype (q8_0.bin, q4_0.bin, q4_k.bin, q6_k.bin):
+File format (little-endian), one file per dtype (q8_0.bin, q4_0.bin, q4_k.bin, q6_k.bin, q8_k.bin):
     char magic[8] = "PIOQREF1"; u32 n_cases;
     n_cases times:
         char dtype[8]  ("Q8_0", NUL-padded)   u32 kind (0 = quantize, 1 = dequantize)
@@ -39,7 +40,7 @@ try:
 except ImportError:  # pragma: no cover
     sys.exit("quant_reference.py needs the gguf package: pip install gguf numpy")
 
-BLOCK = {"Q8_0": (32, 34), "Q4_0": (32, 18), "Q4_K": (256, 144), "Q6_K": (256, 210)}
+BLOCK = {"Q8_0": (32, 34), "Q4_0": (32, 18), "Q4_K": (256, 144), "Q6_K": (256, 210), "Q8_K": (256, 292)}
 QTYPE = {"Q8_0": QT.Q8_0, "Q4_0": QT.Q4_0, "Q4_K": QT.Q4_K, "Q6_K": QT.Q6_K}
 
 
@@ -107,8 +108,8 @@ class GgmlRef:
 
     def __init__(self, path):
         self.lib = ctypes.CDLL(path)
-        for name in ("quantize_row_q4_K_ref", "quantize_row_q6_K_ref",
-                     "quantize_row_q8_0_ref", "quantize_row_q4_0_ref"):
+        for name in ("quantize_row_q4_K_ref", "quantize_row_q6_K_ref", "quantize_row_q8_K_ref",
+                     "quantize_row_q8_0_ref", "quantize_row_q4_0_ref", "dequantize_row_q8_K"):
             fn = getattr(self.lib, name)
             fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64]
             fn.restype = None
@@ -120,6 +121,12 @@ class GgmlRef:
         fn = getattr(self.lib, "quantize_row_%s_ref" % dtype.lower().replace("_k", "_K"))
         fn(x.ctypes.data, out.ctypes.data, x.size)
         return out.reshape(x.shape[0], -1)
+
+    def dequantize_q8_K(self, blocks, n):
+        blocks = np.ascontiguousarray(blocks, np.uint8)
+        out = np.zeros(n, np.float32)
+        self.lib.dequantize_row_q8_K(blocks.ctypes.data, out.ctypes.data, n)
+        return out
 
 
 def record(dtype, kind, label, rows, cols, x, blocks, y):
@@ -145,30 +152,40 @@ def main():
     ggml = GgmlRef(args.ggml_lib) if args.ggml_lib else None
 
     total = 0
-    for dtype in ("Q8_0", "Q4_0", "Q4_K", "Q6_K"):
+    for dtype in ("Q8_0", "Q4_0", "Q4_K", "Q6_K", "Q8_K"):
         rng = np.random.default_rng(args.seed + sum(map(ord, dtype)))
         qk, bb = BLOCK[dtype]
+        path = os.path.join(args.out, dtype.lower() + ".bin")
         recs = []
+        if dtype in ("Q4_K", "Q6_K", "Q8_K") and not ggml and (os.path.exists(path) or dtype == "Q8_K"):
+            print("%s: left as is (its quantize references need --ggml-lib)" % path)
+            continue
         if dtype in ("Q8_0", "Q4_0") or ggml:
             for label, x in awkward_inputs(rng, qk):
                 rows, cols = x.shape
                 if dtype in ("Q8_0", "Q4_0"):
-                    blocks = gq.quantize(x, QTYPE[dtype]).reshape(rows, -1)
+                    with np.errstate(all="ignore"):   # f16 scale overflow in "huge" is intended
+                        blocks = gq.quantize(x, QTYPE[dtype]).reshape(rows, -1)
                     if ggml:   # the two references must agree
                         assert np.array_equal(blocks, ggml.quantize(dtype, x)), (dtype, label)
                 else:
                     blocks = ggml.quantize(dtype, x)
                 assert blocks.shape == (rows, cols // qk * bb)
-                with np.errstate(all="ignore"):
-                    y = gq.dequantize(blocks, QTYPE[dtype]).reshape(rows, cols).astype(np.float32)
+                if dtype == "Q8_K":
+                    y = ggml.dequantize_q8_K(blocks, rows * cols).reshape(rows, cols)
+                else:
+                    with np.errstate(all="ignore"):
+                        y = gq.dequantize(blocks, QTYPE[dtype]).reshape(rows, cols).astype(np.float32)
                 recs.append(record(dtype, 0, label, rows, cols, x, blocks, y))
         n_blocks = 8 if qk == 256 else 32
-        blocks = random_blocks(rng, dtype, n_blocks)
-        with np.errstate(all="ignore"):
-            y = gq.dequantize(blocks.reshape(1, -1), QTYPE[dtype]).reshape(1, -1).astype(np.float32)
-        recs.append(record(dtype, 1, "random_blocks", 1, n_blocks * qk, None, blocks.reshape(1, -1), y))
+        if dtype == "Q8_K":      # activations only: no random-block case
+            n_blocks = 0
+        blocks = random_blocks(rng, dtype, n_blocks) if n_blocks else None
+        if n_blocks:
+            with np.errstate(all="ignore"):
+                y = gq.dequantize(blocks.reshape(1, -1), QTYPE[dtype]).reshape(1, -1).astype(np.float32)
+            recs.append(record(dtype, 1, "random_blocks", 1, n_blocks * qk, None, blocks.reshape(1, -1), y))
         data = b"PIOQREF1" + struct.pack("<I", len(recs)) + b"".join(recs)
-        path = os.path.join(args.out, dtype.lower() + ".bin")
         with open(path, "wb") as f:
             f.write(data)
         total += len(data)

@@ -39,7 +39,9 @@ data order), fixed step count, torch.set_num_threads(--threads), f32 training
 on CPU. Same inputs + same torch build => same weights.
 
 Requirements: pip install torch transformers tokenizers safetensors numpy
-Typical run: python3 tools/train_demo.py            (~25 min on 2 CPU cores)
+Typical run: python3 tools/train_demo.py
+  420 steps x 4096 tokens: about 20 min on 2 idle CPU cores (~1500 tokens/s);
+  longer on a busy machine (the committed run took 52 min at load average 3-8).
 Smoke test:  python3 tools/train_demo.py --steps 5 --out /tmp/demo-smoke
 """
 
@@ -504,6 +506,7 @@ def main():
     model.train()
     queue, epoch, tokens_seen = [], 0, 0
     t_train = time.time()
+    cpu_train = time.process_time()
     history = []
     for step in range(args.steps):
         while len(queue) < args.batch:
@@ -528,6 +531,8 @@ def main():
             history.append({"step": step + 1, "heldout_nll_partial": round(nll, 4)})
             log(f"  held-out (first 32 windows) nll {nll:.4f} ppl {math.exp(nll):.2f}")
     train_seconds = time.time() - t_train
+    train_cpu_seconds = time.process_time() - cpu_train
+    load_avg = os.getloadavg()[1]  # 5-minute load average at the end of training
     log(f"training done in {train_seconds:.0f}s, {tokens_seen} tokens, {epoch} epochs started")
 
     # ---- save (bf16) ---------------------------------------------------
@@ -583,6 +588,8 @@ def main():
         "heldout_nll_f32": round(nll32, 5), "heldout_ppl_f32": round(math.exp(nll32), 4),
         "heldout_nll_bf16": round(nll16, 5), "heldout_ppl_bf16": round(math.exp(nll16), 4),
         "train_seconds": round(train_seconds, 1),
+        "train_cpu_seconds": round(train_cpu_seconds, 1),
+        "load_average_5min_end_of_training": round(load_avg, 2),
         "total_seconds": round(time.time() - t_start, 1),
         "torch": torch.__version__,
         "transformers": __import__("transformers").__version__,
@@ -653,8 +660,10 @@ AdamW (betas 0.9/0.95, weight decay {args.weight_decay}), lr {args.lr:g}, {args.
 warmup steps then cosine decay to {args.min_lr_frac:g}x, gradient clip 1.0,
 {args.steps} steps x batch {args.batch} x context {args.ctx} = {info['tokens_seen']} tokens,
 float32 on CPU with {args.threads} threads, seed {args.seed}; weights saved as bf16.
-Training time: {info['train_seconds'] / 60:.1f} min ({info['total_seconds'] / 60:.1f} min
-including corpus, tokenizer and evaluation) with torch {info['torch']},
+Training time: {info['train_seconds'] / 60:.1f} min wall ({info['total_seconds'] / 60:.1f} min
+including corpus, tokenizer and evaluation), {info['train_cpu_seconds'] / 60:.1f} min of process
+CPU time, 5-minute load average {info['load_average_5min_end_of_training']:g} at the end
+(the machine is shared, so wall time varies), with torch {info['torch']},
 transformers {info['transformers']}, tokenizers {info['tokenizers']}.
 
 ## Held-out perplexity

@@ -13,8 +13,8 @@
  * With --depth D > 0, D random tokens are prefilled once (not timed) before
  * the first repetition and kept, as llama-bench keeps its cached depth
  * state: each repetition writes positions >= D again, and attention at
- * position p only reads rows < p, so the rows left by the last repetition
- * are overwritten before they are read. Without a depth the sequence is
+ * position p reads only rows <= p, which this repetition has written, so
+ * rows left by the previous repetition are never read. Without a depth the sequence is
  * reset (pio_engine_seq_reset) before every repetition.
  *
  * A warmup (one forward of min(p, 16) tokens, or of one token when p = 0)
@@ -28,6 +28,7 @@
  */
 #include "cli/cli.h"
 #include "cli/options.h"
+#include "common/cpu.h"
 
 #include <cjson/cJSON.h>
 #include <ctype.h>
@@ -43,8 +44,7 @@
 #define BENCH_WARMUP_TOKENS 16
 
 typedef struct bench_opts {
-    cli_model_opts mo;
-    const char *dtype;         /* --dtype SPEC, NULL = as stored */
+    cli_model_opts mo;         /* -m, -t, -c, --dtype, --plugin-dir */
     long n_prompt;             /* -p */
     long n_gen;                /* -n */
     long depth;                /* -d/--depth */
@@ -73,7 +73,6 @@ static void bench_usage(FILE *f)
                "  -n, --n-gen N         generated tokens for tg (default 128; 0 = skip tg)\n"
                "  -d, --depth N         tokens already in the cache before each test (default 0)\n"
                "  -r, --reps N          repetitions of each test (default 3)\n"
-               "      --dtype SPEC      weight format to run with (e.g. q8_0, q4_0, bf16; default: as stored)\n"
                "      --seed N          seed of the random token ids (default 42)\n"
                "      --no-warmup       skip the warmup forward\n"
                "      --json            print one JSON object instead of the table\n"
@@ -154,12 +153,7 @@ static void bench_stats_compute(bench_stats *s, long tokens)
     free(tps);
 }
 
-/*
- * One forward of tokens at positions [pos0, pos0+n) of sequence 0 with
- * random ids below n_ids, logits for the last token (all of them when
- * n == 1). Buffers: tok/pos/seq/want hold at least n entries. Returns the
- * status of pio_engine_forward.
- */
+/* Batch buffers of one bench run and the token-id stream. */
 typedef struct bench_bufs {
     int32_t *tok, *pos, *seq;
     uint8_t *want;
@@ -168,6 +162,11 @@ typedef struct bench_bufs {
     int32_t n_ids;
 } bench_bufs;
 
+/*
+ * One forward of n random ids (below b->n_ids) at positions [pos0, pos0+n)
+ * of sequence 0, logits for the last token only. The buffers hold at least
+ * n entries. Returns the status of pio_engine_forward.
+ */
 static pio_status bench_forward(pio_engine *e, bench_bufs *b, int pos0, int n)
 {
     pio_batch batch = { n, b->tok, b->pos, b->seq, b->want };
@@ -194,19 +193,14 @@ static pio_status bench_prefill(pio_engine *e, bench_bufs *b, int pos0, int n, i
     return st;
 }
 
+/* Parse the arguments into `o` (defaults already set): 0 = run, -1 = --help
+ * was printed, 2 = usage error (message printed). */
 static int bench_parse(bench_opts *o, int argc, char **argv)
 {
     int i, r;
     for (i = 1; i < argc; i++) {
         const char *a = argv[i];
         bool has_val = i + 1 < argc;
-        /* --dtype before the shared options: works whether or not they know it */
-        if (!strcmp(a, "--dtype")) {
-            if (!has_val)
-                goto need_value;
-            o->dtype = argv[++i];
-            continue;
-        }
         if ((r = cli_parse_model_opt(&o->mo, argc, argv, &i))) {
             if (r < 0)
                 return 2;
@@ -264,32 +258,6 @@ need_value:
 }
 
 /*
- * Load the model like cli_load_engine, plus the --dtype request (the shared
- * options do not carry one yet). Prints the error itself; 0 on success.
- */
-static int bench_load(const bench_opts *o, int n_ctx, pio_engine **out)
-{
-    pio_engine_params p;
-    const char *dir = o->mo.model;
-    if (!dir && !(dir = cli_default_model_dir())) {
-        fprintf(stderr, "pio bench: no -m given and the bundled demo model (models/demo) was not found\n");
-        return 1;
-    }
-    pio_engine_params_default(&p);
-    p.opts.n_threads = o->mo.n_threads;
-    p.opts.n_ctx = n_ctx;
-    p.opts.n_seqs = 1;
-    p.opts.dtype = o->dtype;
-    p.plugin_dir = o->mo.plugin_dir;
-    p.progress = !o->json && isatty(STDERR_FILENO);
-    if (pio_engine_load(dir, &p, out)) {
-        fprintf(stderr, "pio bench: %s\n", pio_last_error());
-        return 1;
-    }
-    return 0;
-}
-
-/*
  * Does the loaded model use the format that --dtype asked for? The spec's
  * first name (before any ',' or ':' of per-tensor overrides) must appear in
  * the plugin's dtype summary ("Q8_0 x 252, F32 x 73"). A false answer means
@@ -315,6 +283,7 @@ static bool bench_dtype_applied(const char *spec, const char *dtypes)
     return false;
 }
 
+/* The statistics of one test as a JSON object (caller owns it). */
 static cJSON *stats_json(const bench_stats *s, long tokens)
 {
     cJSON *o = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(o, "seconds");
@@ -330,6 +299,7 @@ static cJSON *stats_json(const bench_stats *s, long tokens)
     return o;
 }
 
+/* One llama-bench-style table row. */
 static void print_row(const char *model, const char *dtype, double gib, double bparams, int threads,
                       const char *test, const bench_stats *s)
 {
@@ -368,15 +338,16 @@ int pio_cmd_bench(int argc, char **argv)
                 o.depth, o.n_prompt > o.n_gen ? o.n_prompt : o.n_gen);
         return 2;
     }
+    o.mo.n_ctx = n_ctx;
     t0 = now_seconds();
-    if (bench_load(&o, n_ctx, &e))
+    if (cli_load_engine(&o.mo, !o.json && isatty(STDERR_FILENO), 1, &e))
         return 1;
     load_s = now_seconds() - t0;
     mi = pio_engine_model_info(e);
-    dtype_applied = !o.dtype || bench_dtype_applied(o.dtype, mi->dtypes);
+    dtype_applied = !o.mo.dtype || bench_dtype_applied(o.mo.dtype, mi->dtypes);
     if (!dtype_applied)
         fprintf(stderr, "pio bench: warning: --dtype %s was asked for but the weights are %s; "
-                "the numbers below are for those\n", o.dtype, mi->dtypes);
+                "the numbers below are for those\n", o.mo.dtype, mi->dtypes);
     n_threads = o.mo.n_threads > 0 ? o.mo.n_threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
 
     /* token ids: the tokenizer's (real tokens only) or else every embedding row */
@@ -466,8 +437,8 @@ int pio_cmd_bench(int argc, char **argv)
         cJSON_AddStringToObject(j, "version", PIO_VERSION_STRING);
         cJSON_AddStringToObject(j, "model", o.mo.model ? o.mo.model : "demo");
         cJSON_AddStringToObject(j, "architecture", mi->architecture);
-        if (o.dtype)
-            cJSON_AddStringToObject(j, "dtype", o.dtype);
+        if (o.mo.dtype)
+            cJSON_AddStringToObject(j, "dtype", o.mo.dtype);
         else
             cJSON_AddNullToObject(j, "dtype");
         cJSON_AddBoolToObject(j, "dtype_applied", dtype_applied);
@@ -477,6 +448,8 @@ int pio_cmd_bench(int argc, char **argv)
         cJSON_AddNumberToObject(j, "kv_layers", mi->kv_layers);
         cJSON_AddNumberToObject(j, "kv_k_dim", mi->kv_k_dim);
         cJSON_AddNumberToObject(j, "kv_v_dim", mi->kv_v_dim);
+        cJSON_AddStringToObject(j, "kernels", pio_cpu_level_name(pio_cpu_level_active()));
+        cJSON_AddStringToObject(j, "cpu_features", pio_cpu_features_string());
         cJSON_AddNumberToObject(j, "n_threads", n_threads);
         cJSON_AddNumberToObject(j, "n_ctx", pio_engine_n_ctx(e));
         cJSON_AddNumberToObject(j, "n_depth", (double)o.depth);
@@ -501,7 +474,7 @@ int pio_cmd_bench(int argc, char **argv)
     } else {
         double gib = (double)mi->weight_bytes / (1024.0 * 1024.0 * 1024.0);
         double bp = (double)mi->n_params / 1e9;
-        const char *dt = o.dtype ? o.dtype : "as stored";
+        const char *dt = o.mo.dtype ? o.mo.dtype : "as stored";
         printf("| %-24s | %-10s | %12s | %9s | %7s | %13s | %19s | %20s |\n", "model", "dtype", "size",
                "params", "threads", "test", "t/s (median ± sd)", "min .. max");
         printf("| %.24s | %.10s | %.12s | %.9s | %.7s | %.13s | %.19s | %.20s |\n",
@@ -513,8 +486,9 @@ int pio_cmd_bench(int argc, char **argv)
             print_row(model_name, dt, gib, bp, n_threads, test_pp, &pp);
         if (o.n_gen > 0)
             print_row(model_name, dt, gib, bp, n_threads, test_tg, &tg);
-        printf("\nweights: %s, %.1f MB; context %d; %ld repetition%s; load %.1f s\n", mi->dtypes,
-               (double)mi->weight_bytes / 1e6, pio_engine_n_ctx(e), o.reps, o.reps == 1 ? "" : "s", load_s);
+        printf("\nweights: %s, %.1f MB; context %d; %ld repetition%s; load %.1f s; kernels: %s (CPU: %s)\n",
+               mi->dtypes, (double)mi->weight_bytes / 1e6, pio_engine_n_ctx(e), o.reps, o.reps == 1 ? "" : "s",
+               load_s, pio_cpu_level_name(pio_cpu_level_active()), pio_cpu_features_string());
         if (o.n_gen > 0)
             printf("tg weight-read bandwidth: %.2f GB/s (weight bytes x tg tokens/s)\n",
                    (double)mi->weight_bytes * tg.median / 1e9);

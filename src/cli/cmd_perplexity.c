@@ -241,6 +241,7 @@ int pio_cmd_perplexity(int argc, char **argv)
         if (kl_base && stat(kl_base, &sb) == 0 && S_ISDIR(sb.st_mode)) {
             cli_model_opts bo = mo;
             bo.model = kl_base;
+            bo.dtype = NULL;          /* the reference runs as stored, not quantized */
             bo.n_ctx = ctx;
             if (cli_load_engine(&bo, true, 1, &base))
                 goto out;

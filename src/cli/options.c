@@ -46,7 +46,7 @@ int cli_parse_model_opt(cli_model_opts *o, int argc, char **argv, int *i)
     long v;
     bool takes_value = !strcmp(a, "-m") || !strcmp(a, "--model") || !strcmp(a, "-t") ||
                        !strcmp(a, "--threads") || !strcmp(a, "-c") || !strcmp(a, "--ctx") ||
-                       !strcmp(a, "--plugin-dir");
+                       !strcmp(a, "--plugin-dir") || !strcmp(a, "--dtype");
     if (!takes_value)
         return 0;
     if (*i + 1 >= argc) {
@@ -64,6 +64,12 @@ int cli_parse_model_opt(cli_model_opts *o, int argc, char **argv, int *i)
         if (cli_parse_int(a, val, 1, INT_MAX, &v))
             return -1;
         o->n_ctx = (int)v;
+    } else if (!strcmp(a, "--dtype")) {
+        if (pio_requant_spec_check(val)) {
+            fprintf(stderr, "pio: --dtype: %s\n", pio_last_error());
+            return -1;
+        }
+        o->dtype = val;
     } else {
         o->plugin_dir = val;
     }
@@ -124,6 +130,7 @@ int cli_load_engine(const cli_model_opts *o, bool progress, int n_seqs, pio_engi
     p.opts.n_ctx = o->n_ctx;
     p.opts.n_seqs = n_seqs;
     p.plugin_dir = o->plugin_dir;
+    p.opts.dtype = o->dtype;
     p.progress = progress;
     st = pio_engine_load(dir, &p, out);
     if (st) {

@@ -11,13 +11,17 @@ typedef struct cli_model_opts {
     int n_threads;            /* -t N */
     int n_ctx;                /* -c/--ctx N */
     const char *plugin_dir;   /* --plugin-dir DIR */
+    const char *dtype;        /* --dtype SPEC: quantize on load; NULL = as stored */
 } cli_model_opts;
 
 #define CLI_MODEL_OPTS_HELP \
     "  -m, --model DIR       Hugging Face model directory (default: the bundled demo model)\n" \
     "  -t, --threads N       worker threads (default: all cores)\n" \
     "  -c, --ctx N           context length in tokens (default: the model's, at most 4096)\n" \
-    "      --plugin-dir DIR  also load model plugins from DIR\n"
+    "      --plugin-dir DIR  also load model plugins from DIR\n" \
+    "      --dtype SPEC      convert weight matrices on load: f32, f16, bf16, q8_0, q4_0,\n" \
+    "                        q4_k or q6_k, with per-tensor overrides PATTERN=TYPE\n" \
+    "                        (e.g. q4_0,lm_head.weight=q8_0; default: as stored)\n"
 
 /* If argv[*i] is a model option, consume it (and its value) and return 1;
  * return 0 if it is not one, -1 (message printed) if its value is bad. */

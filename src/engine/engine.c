@@ -128,8 +128,55 @@ static void plugin_defaults(const pio_model_plugin *plugin, pio_options *opts, i
     }
 }
 
+/*
+ * A GGUF model file (-m model.gguf): config, generation settings, tokenizer
+ * and weights all come from its metadata and tensors (formats.h, GGUF).
+ */
+static pio_status engine_load_gguf(pio_engine *e, const char *path)
+{
+    pio_gguf *g;
+    pio_status st = pio_gguf_open(path, &g);
+    if (st)
+        return st;
+    st = pio_hf_config_from_gguf(g, &e->config);
+    if (!st)
+        st = pio_generation_config_from_gguf(g, &e->gen);
+    if (!st && e->gen.n_eos == 0) {
+        e->gen.n_eos = e->config.n_eos;
+        memcpy(e->gen.eos_token_ids, e->config.eos_token_ids, sizeof e->gen.eos_token_ids);
+    }
+    if (!st && pio_gguf_find_key(g, "tokenizer.ggml.model") >= 0) {
+        st = pio_tokenizer_from_gguf(g, &e->tok);
+        if (st == PIO_STATUS_ERR_UNSUPPORTED) {   /* a vocabulary we cannot run (another pre-tokenizer, */
+            st = PIO_STATUS_OK;                    /* a placeholder): no tokenizer, as a directory without */
+            pio_clear_error();                     /* tokenizer.json; ids still work (logits, bench) */
+        }
+    }
+    if (st) {
+        pio_gguf_free(g);
+        return st;
+    }
+    return pio_weights_from_gguf(g, &e->weights);   /* the weights own g from here */
+}
+
+/* -m names a file: a GGUF model (by its ".gguf" name or its magic), or an error. */
+static pio_status engine_model_file(const char *path, bool *is_gguf)
+{
+    struct stat sb;
+    size_t n = strlen(path);
+    *is_gguf = false;
+    if (stat(path, &sb) != 0 || S_ISDIR(sb.st_mode))
+        return PIO_STATUS_OK;                  /* a directory (or missing: reported below) */
+    if (S_ISREG(sb.st_mode) && (pio_file_is_gguf(path) || (n > 5 && strcmp(path + n - 5, ".gguf") == 0))) {
+        *is_gguf = true;
+        return PIO_STATUS_OK;
+    }
+    return pio_error(PIO_STATUS_ERR_IO, "%s: not a model directory or a GGUF file (.gguf)", path);
+}
+
 pio_status pio_engine_load(const char *model_dir, const pio_engine_params *params, pio_engine **out)
 {
+    bool is_gguf;
     pio_engine_params defaults;
     pio_options opts;
     int n_ctx_max = PIO_DEFAULT_CTX;
@@ -150,6 +197,14 @@ pio_status pio_engine_load(const char *model_dir, const pio_engine_params *param
     if (!e->dir) {
         st = pio_error(PIO_STATUS_ERR_NOMEM, "engine: out of memory");
         goto fail;
+    }
+
+    if ((st = engine_model_file(model_dir, &is_gguf)))
+        goto fail;
+    if (is_gguf) {
+        if ((st = engine_load_gguf(e, model_dir)))
+            goto fail;
+        goto select_plugin;
     }
 
     snprintf(path, sizeof path, "%s/config.json", model_dir);
@@ -174,6 +229,7 @@ pio_status pio_engine_load(const char *model_dir, const pio_engine_params *param
     if (file_exists(path) && (st = pio_tokenizer_load(path, &e->tok)))
         goto fail;
 
+select_plugin:
     st = pio_plugins_load_default();
     if (st)
         goto fail;
@@ -187,8 +243,14 @@ pio_status pio_engine_load(const char *model_dir, const pio_engine_params *param
     if (opts.n_seqs <= 0)
         opts.n_seqs = 1;
 
-    st = pio_weights_open_dir(model_dir, &e->weights);
+    if (!e->weights)                         /* a GGUF file's are open already */
+        st = pio_weights_open_dir(model_dir, &e->weights);
     if (st)
+        goto fail;
+    /* quantize on load (--dtype): before the page-in, so only the converted
+     * copies and the tensors left as stored are read in */
+    if (opts.dtype && opts.dtype[0] &&
+        (st = pio_weights_requantize(e->weights, opts.dtype, opts.n_threads, NULL)))
         goto fail;
     weights_page_in(e->weights, params->progress);
 

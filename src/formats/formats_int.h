@@ -74,4 +74,13 @@ int pio_weights_index(const pio_weights *w, const char *name);
  */
 pio_status pio_weights_replace(pio_weights *w, int i, const pio_tensor *t, void *data);
 
+/*
+ * Weights whose tensors another reader holds (GGUF): index `tensors[0..n)`
+ * (names unique, else ERR_FORMAT) without copying them. `owner` (which keeps
+ * the tensors and their data alive) is freed with owner_free by
+ * pio_weights_free, or here on failure. `label` names them in messages.
+ */
+pio_status pio_weights_wrap(const char *label, const pio_tensor *tensors, int n, void *owner,
+                            void (*owner_free)(void *), pio_weights **out);
+
 #endif /* PIO_FORMATS_INT_H */

@@ -27,6 +27,8 @@ struct pio_weights {
     pio_tensor *repl;            /* (n) descriptors of tensors converted in memory
                                     (pio_weights_replace); NULL until the first */
     void **repl_data;            /* (n) their data, owned; NULL = tensor i is the file's */
+    void *owner;                 /* pio_weights_wrap: the handle holding the tensors (GGUF) */
+    void (*owner_free)(void *);
 };
 
 /* FNV-1a, 64-bit: cheap and good enough for tensor names. */
@@ -336,10 +338,51 @@ void pio_weights_free(pio_weights *w)
     for (int i = 0; i < w->n_files; i++)
         pio_safetensors_free(w->files[i]);
     free(w->files);
+    if (w->owner_free)
+        w->owner_free(w->owner);
     free(w->tensors);
     free(w->slots);
     free(w->dir);
     free(w);
+}
+
+pio_status pio_weights_wrap(const char *label, const pio_tensor *tensors, int n, void *owner,
+                            void (*owner_free)(void *), pio_weights **out)
+{
+    pio_weights *w = calloc(1, sizeof *w);
+
+    *out = NULL;
+    if (!w || !(w->dir = strdup(label))) {
+        free(w);
+        if (owner_free)
+            owner_free(owner);
+        return pio_error(PIO_STATUS_ERR_NOMEM, "%s: out of memory", label);
+    }
+    w->owner = owner;
+    w->owner_free = owner_free;
+    w->cap = 16;
+    while (w->cap < (size_t)n * 2)
+        w->cap *= 2;
+    w->tensors = calloc((size_t)n + 1, sizeof *w->tensors);
+    w->slots = malloc(w->cap * sizeof *w->slots);
+    if (!w->tensors || !w->slots) {
+        pio_weights_free(w);
+        return pio_error(PIO_STATUS_ERR_NOMEM, "%s: out of memory indexing %d tensors", label, n);
+    }
+    memset(w->slots, 0xff, w->cap * sizeof *w->slots);
+    for (int i = 0; i < n; i++) {
+        size_t slot = w_probe(w, tensors[i].name);
+        if (w->slots[slot] >= 0) {
+            pio_status st = pio_error(PIO_STATUS_ERR_FORMAT, "%s: two tensors are named \"%s\"", label,
+                                      tensors[i].name);
+            pio_weights_free(w);
+            return st;
+        }
+        w->slots[slot] = w->n;
+        w->tensors[w->n++] = &tensors[i];
+    }
+    *out = w;
+    return PIO_STATUS_OK;
 }
 
 int pio_weights_count(const pio_weights *w) { return w ? w->n : 0; }
@@ -386,8 +429,8 @@ pio_status pio_weights_replace(pio_weights *w, int i, const pio_tensor *t, void 
     }
     if (w->repl_data[i])
         free(w->repl_data[i]);
-    else
-        w_drop_pages(w->tensors[i]->data, w->tensors[i]->nbytes);   /* the file's copy */
+    else if (w->n_files > 0)   /* the safetensors' read-only file mapping (never anonymous memory) */
+        w_drop_pages(w->tensors[i]->data, w->tensors[i]->nbytes);
     w->repl[i] = *t;
     w->repl[i].name = w->tensors[i]->name;     /* the hash table keys on this string */
     w->repl[i].data = data;

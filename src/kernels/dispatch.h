@@ -50,9 +50,22 @@ typedef void (*pio_tile_fn)(int64_t k, int nr, int nt, const void *w, size_t w_s
                             const void *x, size_t x_stride, float *y, size_t ldy,
                             bool accumulate);
 
+/*
+ * Optional prefill path: pack a panel of W (nr rows x k columns starting at
+ * w, rows w_stride bytes apart) into dst (pack_size(nr, k) bytes, 64-byte
+ * aligned) once per task and k block; tile_packed then reads the panel
+ * instead of W (its w_stride argument is unused). Lets a level use a layout
+ * built for its instructions (e.g. dword-interleaved rows for vpdpbusd).
+ */
+typedef size_t (*pio_pack_size_fn)(int nr, int64_t k);
+typedef void (*pio_pack_fn)(void *dst, const void *w, size_t w_stride, int nr, int64_t k);
+
 typedef struct pio_kernels {
     pio_cpu_level level;
     pio_tile_fn tile[PIO_DTYPE_COUNT];        /* by weight dtype; NULL: not a weight type */
+    pio_pack_size_fn pack_size[PIO_DTYPE_COUNT];  /* NULL: no packed path for the dtype */
+    pio_pack_fn pack[PIO_DTYPE_COUNT];
+    pio_tile_fn tile_packed[PIO_DTYPE_COUNT];
     /* Quantize one row of k f32 values (k a multiple of 32 / 256). */
     void (*quantize_q8)(const float *x, void *xq, int64_t k);           /* PIO_ACT_Q8 */
     void (*quantize_q8_K)(const float *x, pio_block_q8_K *xq, int64_t k);
@@ -84,6 +97,5 @@ void pio_kernels_init_scalar(pio_kernels *kt);
 void pio_kernels_init_avx2(pio_kernels *kt);
 void pio_kernels_init_avx512(pio_kernels *kt);
 void pio_kernels_init_avx512vnni(pio_kernels *kt);
-void pio_kernels_init_avx512bf16(pio_kernels *kt);
 
 #endif

@@ -246,6 +246,15 @@ bool tok_is_word(uint32_t cp);
 pio_status tok_normalize(const pio_tokenizer *tok, const char *s, size_t n, char **out,
                          size_t *out_len);
 
+/*
+ * Build a tokenizer from a parsed tokenizer.json tree (`root`, a cJSON
+ * object; not consumed). pio_tokenizer_load_from_memory parses and calls
+ * this; tok_gguf.c builds the same tree from GGUF metadata. `name` is used
+ * in messages.
+ */
+struct cJSON;
+pio_status tok_load_json(const struct cJSON *root, const char *name, pio_tokenizer **out);
+
 /* Trie building (tok_encode.c). */
 pio_status tok_trie_add(tok_trie *t, const char *s, size_t n, int32_t added_index);
 void tok_trie_free(tok_trie *t);

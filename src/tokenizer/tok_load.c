@@ -20,6 +20,8 @@
 #include <cjson/cJSON.h>
 #include <utf8proc.h>
 
+#include "pio/formats.h"
+
 /* The GPT-2 pre-tokenizer regex, used by ByteLevel when use_regex is true. */
 static const char tok_gpt2_regex[] =
     "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
@@ -710,8 +712,17 @@ pio_status pio_tokenizer_load_from_memory(const char *json, size_t len, const ch
         return pio_error(PIO_STATUS_ERR_FORMAT, "%s: invalid JSON near byte %zu (line %zu, column %zu)",
                          name, off, line, col);
     }
+    st = tok_load_json(root, name, out);
+    cJSON_Delete(root);
+    return st;
+}
+
+pio_status tok_load_json(const cJSON *root, const char *name, pio_tokenizer **out)
+{
+    pio_status st;
+    *out = NULL;
     pio_tokenizer *tok = calloc(1, sizeof *tok);
-    if (!tok) { st = pio_error(PIO_STATUS_ERR_NOMEM, "%s: out of memory", name); goto out_free_json; }
+    if (!tok) return pio_error(PIO_STATUS_ERR_NOMEM, "%s: out of memory", name);
     tok->unk_id = -1;
     tok->name = strdup(name);
     if (!tok->name) { st = pio_error(PIO_STATUS_ERR_NOMEM, "%s: out of memory", name); goto out_free_tok; }
@@ -740,13 +751,10 @@ pio_status pio_tokenizer_load_from_memory(const char *json, size_t len, const ch
     }
     tok->cache_lock_ok = true;
     *out = tok;
-    cJSON_Delete(root);
     return PIO_STATUS_OK;
 
 out_free_tok:
     pio_tokenizer_free(tok);
-out_free_json:
-    cJSON_Delete(root);
     return st;
 }
 
@@ -773,6 +781,14 @@ pio_status pio_tokenizer_load(const char *path, pio_tokenizer **out)
     if (!f) { st = pio_error(PIO_STATUS_ERR_IO, "%s: %s", file, strerror(errno)); goto out_free_file; }
     if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
         st = pio_error(PIO_STATUS_ERR_IO, "%s: not a regular file", file);
+        goto out_close;
+    }
+    if (pio_file_is_gguf(file)) { /* a GGUF model: its tokenizer.ggml.* metadata */
+        pio_gguf *g;
+        if ((st = pio_gguf_open(file, &g)) == PIO_STATUS_OK) {
+            st = pio_tokenizer_from_gguf(g, out);
+            pio_gguf_free(g);
+        }
         goto out_close;
     }
     size_t len = (size_t)sb.st_size;

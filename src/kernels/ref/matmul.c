@@ -1,63 +1,295 @@
 /*
- * matmul.c - y = x·Wᵀ for F32/F16/BF16 weights with f32 activations.
+ * matmul.c - y = x·Wᵀ on top of the kernel table (dispatch.h).
  *
- * Work is split into tasks of ROWS_PER_TASK output rows. A task converts its
- * rows of W to f32 once (into the thread's scratch) and reuses them for every
- * token of the batch, so W is read once per call whatever the batch size.
+ * One call:
+ *   1. activations are converted once to the format W's dtype pairs with
+ *      (f32 as given; PIO_ACT_Q8 for Q8_0/Q4_0; Q8_K for Q4_K/Q6_K), split
+ *      over the pool by token rows when the batch is large;
+ *   2. output rows are split into tasks handed out by the pool's atomic
+ *      counter. Decode (n <= GEMV_MAX_N): tasks of ~rows/(8·threads) rows,
+ *      each streams its rows of W once through a tile kernel over all tokens.
+ *      Prefill: a task is a block of ROW_BLOCK rows; k is cut into blocks of
+ *      KC columns and tokens into blocks of TB, so a (rows x KC) panel of W
+ *      stays in L1/L2 while every token block passes over it: W is read from
+ *      memory once per call, activations once per row block from L2/L3.
+ *      F16/BF16 panels are converted to f32 once per task and thread; a level
+ *      may instead pack panels into its own layout (kernels->pack).
+ * Scratch comes from a small process-wide cache (no malloc per call once
+ * warm); it is reachable from a global at all times, so nothing leaks.
  */
-#include "kernels/kernels.h"
+#include "kernels/dispatch.h"
 
+#include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 
-#define ROWS_PER_TASK 16
+#define GEMV_MAX_N 4         /* n up to this: decode path */
+#define GEMV_TASKS_PER_THREAD 8
+#define ROW_BLOCK 32         /* prefill rows per task (multiple of the 4-row micro-kernel) */
+#define KC_QUANT 1024        /* prefill k block for quantized W (multiple of 256) */
+#define KC_FLOAT 512         /* prefill k block for float W (f32 panel of 2 KiB per row) */
+#define X_BLOCK_BYTES (96 * 1024)  /* token block: activations of one k block kept in L2 */
+#define QUANT_ROWS_PER_TASK 8
+#define PACK_MIN_N 16        /* packing a panel (~40 ops per row and block) pays from ~12 tokens */
 
-typedef struct matmul_job {
-    float *y;
-    const float *x;
-    int n;
-    const pio_wmat *w;
-    float *scratch;      /* [n_threads][ROWS_PER_TASK][cols] */
-} matmul_job;
+/* ---- scratch cache ---------------------------------------------------------- */
 
-static void matmul_task(void *p, int task, int thread)
+#define SCRATCH_SLOTS 4
+static pthread_mutex_t scratch_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct { void *p; size_t size; } scratch_slot[SCRATCH_SLOTS];
+
+/* A 64-byte aligned buffer of at least `size` bytes; NULL when out of memory. */
+static void *scratch_get(size_t size, size_t *got)
 {
-    matmul_job *job = p;
-    const pio_wmat *w = job->w;
-    int64_t cols = w->cols;
-    int64_t r0 = (int64_t)task * ROWS_PER_TASK;
-    int64_t r1 = r0 + ROWS_PER_TASK < w->rows ? r0 + ROWS_PER_TASK : w->rows;
-    float *buf = job->scratch + (size_t)thread * ROWS_PER_TASK * (size_t)cols;
-    const float *rows;
-    int64_t r;
-    int t;
+    void *p = NULL;
+    int i, best = -1;
+    size = (size + 63) & ~(size_t)63;
+    pthread_mutex_lock(&scratch_mu);
+    for (i = 0; i < SCRATCH_SLOTS; i++)
+        if (scratch_slot[i].p && scratch_slot[i].size >= size &&
+            (best < 0 || scratch_slot[i].size < scratch_slot[best].size))
+            best = i;
+    if (best >= 0) {
+        p = scratch_slot[best].p;
+        *got = scratch_slot[best].size;
+        scratch_slot[best].p = NULL;
+    }
+    pthread_mutex_unlock(&scratch_mu);
+    if (!p) {
+        p = aligned_alloc(64, size);
+        *got = size;
+    }
+    return p;
+}
 
-    if (w->dtype == PIO_DTYPE_F32) {
-        rows = (const float *)w->data + (size_t)r0 * (size_t)cols;
+/* Return a buffer to the cache (the smallest cached one is dropped when full). */
+static void scratch_put(void *p, size_t size)
+{
+    int i, victim = 0;
+    void *drop = NULL;
+    if (!p)
+        return;
+    pthread_mutex_lock(&scratch_mu);
+    for (i = 0; i < SCRATCH_SLOTS; i++) {
+        if (!scratch_slot[i].p) {
+            victim = i;
+            break;
+        }
+        if (scratch_slot[i].size < scratch_slot[victim].size)
+            victim = i;
+    }
+    if (scratch_slot[victim].p && scratch_slot[victim].size >= size) {
+        drop = p;                           /* every slot holds a bigger buffer */
     } else {
-        for (r = r0; r < r1; r++)
-            pio_wmat_row_f32(w, r, buf + (size_t)(r - r0) * (size_t)cols);
-        rows = buf;
+        drop = scratch_slot[victim].p;
+        scratch_slot[victim].p = p;
+        scratch_slot[victim].size = size;
     }
-    for (t = 0; t < job->n; t++) {
-        const float *xt = job->x + (size_t)t * (size_t)cols;
-        float *yt = job->y + (size_t)t * (size_t)w->rows;
-        for (r = r0; r < r1; r++)
-            yt[r] = pio_dot_f32(xt, rows + (size_t)(r - r0) * (size_t)cols, cols);
+    pthread_mutex_unlock(&scratch_mu);
+    free(drop);
+}
+
+/* Free the cached buffers when the library is unloaded. */
+__attribute__((destructor)) static void scratch_release_all(void)
+{
+    int i;
+    for (i = 0; i < SCRATCH_SLOTS; i++) {
+        free(scratch_slot[i].p);
+        scratch_slot[i].p = NULL;
     }
+}
+
+/* ---- activation conversion ------------------------------------------------- */
+
+typedef struct quant_job {
+    const pio_kernels *kt;
+    int kind;                 /* pio_act_kind */
+    const float *x;           /* [n][k] */
+    uint8_t *xq;              /* [n][x_stride] */
+    size_t x_stride;
+    int64_t k;
+    int n;
+} quant_job;
+
+/* Quantize activation rows [8·task, 8·task + 8) of the job (pool task). */
+static void quant_task(void *p, int task, int thread)
+{
+    quant_job *job = p;
+    int t0 = task * QUANT_ROWS_PER_TASK, t;
+    int t1 = t0 + QUANT_ROWS_PER_TASK < job->n ? t0 + QUANT_ROWS_PER_TASK : job->n;
+    (void)thread;
+    for (t = t0; t < t1; t++) {
+        const float *xt = job->x + (size_t)t * (size_t)job->k;
+        void *out = job->xq + (size_t)t * job->x_stride;
+        if (job->kind == PIO_ACT_Q8)
+            job->kt->quantize_q8(xt, out, job->k);
+        else
+            job->kt->quantize_q8_K(xt, out, job->k);
+    }
+}
+
+/* ---- the matmul tasks ------------------------------------------------------- */
+
+typedef struct mm_job {
+    const pio_kernels *kt;
+    const pio_wmat *w;
+    int kind;                 /* pio_act_kind */
+    float *y;                 /* [n][rows] */
+    int n;
+    const uint8_t *x;         /* [n][x_stride] activations in `kind` format */
+    size_t x_stride;
+    size_t w_stride;          /* bytes per row of W */
+    int64_t task_rows;
+    int64_t kc;               /* k block */
+    int tb;                   /* token block */
+    float *panel;             /* [threads][task_rows][kc] f32 panels, or NULL */
+    uint8_t *packed;          /* [threads][pack_bytes] level-packed panels, or NULL */
+    size_t pack_bytes;
+} mm_job;
+
+/* Bytes from the start of a row to column c (c at a block/group boundary). */
+static size_t w_offset(pio_dtype dt, int64_t c)
+{
+    return pio_dtype_is_quantized(dt) ? pio_dtype_row_bytes(dt, c) : (size_t)c * pio_dtype_size(dt);
+}
+
+/* Bytes from the start of an activation row to column c (c at a group boundary). */
+static size_t x_offset(int kind, int64_t c)
+{
+    return pio_act_row_bytes((pio_act_kind)kind, c);
+}
+
+/*
+ * Output rows [task·task_rows, +task_rows) for all tokens: for each k block,
+ * (pack or convert the panel, then) one tile call per token block; the first
+ * k block stores into y, later ones add.
+ */
+static void mm_task(void *p, int task, int thread)
+{
+    mm_job *job = p;
+    const pio_wmat *w = job->w;
+    int64_t r0 = (int64_t)task * job->task_rows;
+    int nr = (int)(r0 + job->task_rows < w->rows ? job->task_rows : w->rows - r0);
+    const uint8_t *wrow = (const uint8_t *)w->data + (size_t)r0 * job->w_stride;
+    pio_tile_fn tile = job->kt->tile[w->dtype];
+    int64_t c0;
+    int t0;
+
+    for (c0 = 0; c0 < w->cols; c0 += job->kc) {
+        int64_t kcur = w->cols - c0 < job->kc ? w->cols - c0 : job->kc;
+        const void *wp = wrow + w_offset(w->dtype, c0);
+        size_t ws = job->w_stride;
+        const uint8_t *xb = job->x + x_offset(job->kind, c0);
+
+        if (job->packed) {                  /* level-specific panel, once per k block */
+            uint8_t *pk = job->packed + (size_t)thread * job->pack_bytes;
+            job->kt->pack[w->dtype](pk, wp, job->w_stride, nr, kcur);
+            wp = pk;
+            ws = 0;
+            tile = job->kt->tile_packed[w->dtype];
+        } else if (job->panel) {            /* F16/BF16 -> f32 panel, once per k block */
+            float *pan = job->panel + (size_t)thread * (size_t)job->task_rows * (size_t)job->kc;
+            int r;
+            for (r = 0; r < nr; r++)
+                job->kt->to_f32(pan + (size_t)r * (size_t)kcur,
+                                (const uint8_t *)wp + (size_t)r * job->w_stride, w->dtype, kcur);
+            wp = pan;
+            ws = (size_t)kcur * sizeof(float);
+            tile = job->kt->tile[PIO_DTYPE_F32];
+        }
+        for (t0 = 0; t0 < job->n; t0 += job->tb) {
+            int nt = job->n - t0 < job->tb ? job->n - t0 : job->tb;
+            tile(kcur, nr, nt, wp, ws, xb + (size_t)t0 * job->x_stride, job->x_stride,
+                 job->y + (size_t)t0 * (size_t)w->rows + (size_t)r0, (size_t)w->rows, c0 > 0);
+        }
+    }
+}
+
+pio_status pio_matmul_kernels(const pio_kernels *kt, pio_threadpool *tp, float *y,
+                              const float *x, int n, const pio_wmat *w)
+{
+    int n_threads = pio_threadpool_size(tp);
+    int kind = pio_act_kind_of(w->dtype);
+    int be = pio_dtype_block_elems(w->dtype);
+    mm_job job;
+    uint8_t *buf = NULL;
+    size_t buf_size = 0, got = 0, x_bytes = 0, panel_bytes = 0;
+    int n_tasks;
+
+    if (kind < 0 || !kt || !kt->tile[w->dtype])
+        return pio_error(PIO_STATUS_ERR_UNSUPPORTED, "matmul: weight dtype %s has no kernel",
+                         pio_dtype_name(w->dtype));
+    if (be <= 0 || w->cols % be != 0 || w->rows < 0 || n < 0)
+        return pio_error(PIO_STATUS_ERR_SHAPE, "matmul: %s weight of %lld x %lld (cols must be "
+                         "a multiple of %d), batch %d", pio_dtype_name(w->dtype),
+                         (long long)w->rows, (long long)w->cols, be, n);
+    if (n == 0 || w->rows == 0)
+        return PIO_STATUS_OK;
+
+    memset(&job, 0, sizeof job);
+    job.kt = kt;
+    job.w = w;
+    job.kind = kind;
+    job.y = y;
+    job.n = n;
+    job.w_stride = kind == PIO_ACT_F32 ? (size_t)w->cols * pio_dtype_size(w->dtype)
+                                       : pio_dtype_row_bytes(w->dtype, w->cols);
+    job.x_stride = pio_act_row_bytes((pio_act_kind)kind, w->cols);
+
+    if (n <= GEMV_MAX_N) {
+        int64_t per = (w->rows + (int64_t)n_threads * GEMV_TASKS_PER_THREAD - 1) /
+                      ((int64_t)n_threads * GEMV_TASKS_PER_THREAD);
+        per = (per + 3) & ~(int64_t)3;
+        job.task_rows = per < 16 ? 16 : per;
+        job.kc = w->cols;
+        job.tb = n;
+    } else {
+        size_t xb;
+        job.task_rows = ROW_BLOCK;
+        job.kc = kind == PIO_ACT_F32 ? KC_FLOAT : KC_QUANT;
+        if (job.kc > w->cols)
+            job.kc = w->cols;
+        xb = pio_act_row_bytes((pio_act_kind)kind, job.kc);
+        job.tb = (int)(X_BLOCK_BYTES / (xb ? xb : 1));
+        job.tb = job.tb < 4 ? 4 : job.tb > 64 ? 64 : job.tb & ~1;
+        if (kt->pack[w->dtype] && n >= PACK_MIN_N) {
+            job.pack_bytes = (kt->pack_size[w->dtype](ROW_BLOCK, job.kc) + 63) & ~(size_t)63;
+            panel_bytes = (size_t)n_threads * job.pack_bytes;
+        } else if (w->dtype == PIO_DTYPE_F16 || w->dtype == PIO_DTYPE_BF16) {
+            panel_bytes = (size_t)n_threads * ROW_BLOCK * (size_t)job.kc * sizeof(float);
+        }
+    }
+    if (kind != PIO_ACT_F32)
+        x_bytes = (size_t)n * job.x_stride;
+    buf_size = ((x_bytes + 63) & ~(size_t)63) + panel_bytes;
+    if (buf_size) {
+        buf = scratch_get(buf_size, &got);
+        if (!buf)
+            return pio_error(PIO_STATUS_ERR_NOMEM, "matmul: out of memory for %zu bytes of scratch",
+                             buf_size);
+    }
+    x_bytes = (x_bytes + 63) & ~(size_t)63;
+    if (panel_bytes && job.pack_bytes)
+        job.packed = buf + x_bytes;
+    else if (panel_bytes)
+        job.panel = (float *)(buf + x_bytes);
+
+    if (kind == PIO_ACT_F32) {
+        job.x = (const uint8_t *)x;
+    } else {
+        quant_job qj = { kt, kind, x, buf, job.x_stride, w->cols, n };
+        pio_threadpool_run(n > QUANT_ROWS_PER_TASK ? tp : NULL,
+                           (n + QUANT_ROWS_PER_TASK - 1) / QUANT_ROWS_PER_TASK, quant_task, &qj);
+        job.x = buf;
+    }
+
+    n_tasks = (int)((w->rows + job.task_rows - 1) / job.task_rows);
+    pio_threadpool_run(tp, n_tasks, mm_task, &job);
+    scratch_put(buf, got);
+    return PIO_STATUS_OK;
 }
 
 pio_status pio_matmul(pio_threadpool *tp, float *y, const float *x, int n, const pio_wmat *w)
 {
-    matmul_job job = { y, x, n, w, NULL };
-    int n_tasks = (int)((w->rows + ROWS_PER_TASK - 1) / ROWS_PER_TASK);
-
-    if (w->dtype != PIO_DTYPE_F32) {
-        size_t nf = (size_t)pio_threadpool_size(tp) * ROWS_PER_TASK * (size_t)w->cols;
-        job.scratch = malloc(nf * sizeof(float));
-        if (!job.scratch)
-            return pio_error(PIO_STATUS_ERR_NOMEM, "matmul: out of memory for %zu floats", nf);
-    }
-    pio_threadpool_run(tp, n_tasks, matmul_task, &job);
-    free(job.scratch);
-    return PIO_STATUS_OK;
+    return pio_matmul_kernels(pio_kernels_get(), tp, y, x, n, w);
 }

@@ -32,6 +32,17 @@
 
 #define Q_GROUP_MAX_EPS 1e-15f
 
+/*
+ * The lane-parallel scale searches below also get an AVX2 clone, picked at
+ * load time (ifunc): 8 lanes per register instead of SSE2's 4. AVX2 alone
+ * brings no FMA, so the arithmetic (and the output bits) stay the same.
+ */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
+#define Q_LANES_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define Q_LANES_CLONES
+#endif
+
 static inline int q_min(int a, int b) { return a < b ? a : b; }
 static inline int q_max(int a, int b) { return a > b ? a : b; }
 
@@ -138,84 +149,155 @@ static void q_dequantize_q4_0(const pio_block_q4_0 *x, float *y, int64_t k)
 /* ---- Q4_K ---------------------------------------------------------------- */
 
 /*
- * GGML's make_qkx2_quants: fit x[i] ~ scale*L[i] - the_min with L in
- * [0, nmax], minimizing the weighted squared error over nstep+1 trial
- * scales around nmax/(max-min). Returns the scale; *the_min >= 0.
+ * GGML's make_qkx2_quants(32, nmax 15, weights av_x + |x|, rmin -1, rdelta
+ * 0.1, nstep 20) for the 8 sub-blocks of a Q4_K super-block at once: fit
+ * x[i] ~ scale·L[i] - the_min, L in [0, 15], minimizing the weighted squared
+ * error over 21 trial scales (each one refit by least squares).
+ *
+ * The 8 sub-blocks are independent, so they run in lockstep as 8 lanes
+ * ([i][lane] arrays, inner loops over lanes): every lane does exactly GGML's
+ * operations in GGML's order, so the results are bit-identical, but the
+ * compiler can use vector registers across lanes (4-8x faster than one
+ * sub-block at a time, whose sums are serial chains). Branches become
+ * per-lane selects; lanes where GGML returns early compute garbage that is
+ * discarded at the end. tests/test_quant.c diffs this against a direct
+ * transliteration of GGML and against blocks made by ggml itself.
  */
-static float q_make_qkx2_quants(int n, int nmax, const float *x, const float *weights, uint8_t *L,
-                                float *the_min, uint8_t *Laux, float rmin, float rdelta, int nstep)
+#define Q4K_LANES 8
+#define Q4K_N 32
+
+Q_LANES_CLONES static void q4k_scales_mins(const float *x, float *scales, float *the_min, uint8_t *L)
 {
-    float min = x[0], max = x[0];
-    float sum_w = weights[0];
-    float sum_x = sum_w * x[0];
-    for (int i = 1; i < n; i++) {
-        if (x[i] < min)
-            min = x[i];
-        if (x[i] > max)
-            max = x[i];
-        float w = weights[i];
-        sum_w += w;
-        sum_x += w * x[i];
+    const int nmax = 15, nstep = 20;
+    const float rmin = -1.f, rdelta = 0.1f;
+    float xt[Q4K_N][Q4K_LANES], wt[Q4K_N][Q4K_LANES], xm[Q4K_N][Q4K_LANES];
+    int32_t Lt[Q4K_N][Q4K_LANES], Lc[Q4K_N][Q4K_LANES];
+    float mn[Q4K_LANES], mx[Q4K_LANES], sum_w[Q4K_LANES], sum_x[Q4K_LANES], scale[Q4K_LANES];
+    float best[Q4K_LANES], range[Q4K_LANES], isc[Q4K_LANES], sx2[Q4K_LANES];
+    float sl[Q4K_LANES], sl2[Q4K_LANES], sxl[Q4K_LANES], ts[Q4K_LANES], tm[Q4K_LANES], ce[Q4K_LANES];
+    float dd[Q4K_LANES], mn0[Q4K_LANES];
+    bool flat[Q4K_LANES];     /* max == min: GGML returns scale 0, L = 0 at once */
+    int i, b;
+
+    /* weights: av_x + |x|, av_x = sqrt(mean x²) of the sub-block */
+    for (i = 0; i < Q4K_N; i++)
+        for (b = 0; b < Q4K_LANES; b++)
+            xt[i][b] = x[Q4K_N * b + i];
+    for (b = 0; b < Q4K_LANES; b++)
+        sx2[b] = 0;
+    for (i = 0; i < Q4K_N; i++)
+#pragma omp simd
+        for (b = 0; b < Q4K_LANES; b++)
+            sx2[b] += xt[i][b] * xt[i][b];
+    for (b = 0; b < Q4K_LANES; b++)
+        sx2[b] = sqrtf(sx2[b] / 32);
+    for (i = 0; i < Q4K_N; i++)
+#pragma omp simd
+        for (b = 0; b < Q4K_LANES; b++)
+            wt[i][b] = sx2[b] + fabsf(xt[i][b]);
+
+    /* min (<= 0), max, Σw, Σw·x */
+    for (b = 0; b < Q4K_LANES; b++) {
+        mn[b] = mx[b] = xt[0][b];
+        sum_w[b] = wt[0][b];
+        sum_x[b] = sum_w[b] * xt[0][b];
     }
-    if (min > 0)
-        min = 0;
-    if (max == min) {
-        for (int i = 0; i < n; i++)
-            L[i] = 0;
-        *the_min = -min;
-        return 0.f;
+    for (i = 1; i < Q4K_N; i++)
+#pragma omp simd
+        for (b = 0; b < Q4K_LANES; b++) {
+            float xi = xt[i][b], w = wt[i][b];
+            mn[b] = xi < mn[b] ? xi : mn[b];
+            mx[b] = xi > mx[b] ? xi : mx[b];
+            sum_w[b] += w;
+            sum_x[b] += w * xi;
+        }
+#pragma omp simd
+    for (b = 0; b < Q4K_LANES; b++) {
+        mn[b] = mn[b] > 0 ? 0 : mn[b];
+        mn0[b] = mn[b];
+        flat[b] = mx[b] == mn[b];
+        range[b] = mx[b] - mn[b];
+        isc[b] = nmax / range[b];
+        scale[b] = 1 / isc[b];
+        best[b] = 0;
     }
-    float iscale = nmax / (max - min);
-    float scale = 1 / iscale;
-    float best_error = 0;
-    for (int i = 0; i < n; i++) {
-        int l = q_nearest_int(iscale * (x[i] - min));
-        L[i] = (uint8_t)q_max(0, q_min(nmax, l));
-        float diff = scale * L[i] + min - x[i];
-        diff = diff * diff;
-        best_error += weights[i] * diff;
-    }
-    if (nstep < 1) {
-        *the_min = -min;
-        return scale;
-    }
+
+    /* the plain scale nmax/(max-min) and its error */
+    for (i = 0; i < Q4K_N; i++)
+#pragma omp simd
+        for (b = 0; b < Q4K_LANES; b++) {
+            int l;
+            float diff;
+            xm[i][b] = xt[i][b] - mn[b];
+            l = q_nearest_int(isc[b] * xm[i][b]);
+            l = l < 0 ? 0 : l > nmax ? nmax : l;
+            Lt[i][b] = l;
+            diff = scale[b] * l + mn[b] - xt[i][b];
+            diff = diff * diff;
+            best[b] += wt[i][b] * diff;
+        }
+
     for (int is = 0; is <= nstep; is++) {
-        iscale = (rmin + rdelta * is + nmax) / (max - min);
-        float sum_l = 0, sum_l2 = 0, sum_xl = 0;
-        for (int i = 0; i < n; i++) {
-            int l = q_nearest_int(iscale * (x[i] - min));
-            l = q_max(0, q_min(nmax, l));
-            Laux[i] = (uint8_t)l;
-            float w = weights[i];
-            sum_l += w * l;
-            sum_l2 += w * l * l;
-            sum_xl += w * l * x[i];
+        const float num = rmin + rdelta * is + nmax;
+        int improved = 0;
+#pragma omp simd
+        for (b = 0; b < Q4K_LANES; b++) {
+            isc[b] = num / range[b];
+            sl[b] = sl2[b] = sxl[b] = 0;
         }
-        float D = sum_w * sum_l2 - sum_l * sum_l;
-        if (D > 0) {
-            float this_scale = (sum_w * sum_xl - sum_x * sum_l) / D;
-            float this_min = (sum_l2 * sum_x - sum_l * sum_xl) / D;
-            if (this_min > 0) {
-                this_min = 0;
-                this_scale = sum_xl / sum_l2;
+        for (i = 0; i < Q4K_N; i++)
+#pragma omp simd
+            for (b = 0; b < Q4K_LANES; b++) {
+                int l = q_nearest_int(isc[b] * xm[i][b]);
+                float w = wt[i][b];
+                l = l < 0 ? 0 : l > nmax ? nmax : l;
+                Lc[i][b] = l;
+                sl[b] += w * l;
+                sl2[b] += w * l * l;
+                sxl[b] += w * l * xt[i][b];
             }
-            float cur_error = 0;
-            for (int i = 0; i < n; i++) {
-                float diff = this_scale * Laux[i] + this_min - x[i];
+#pragma omp simd
+        for (b = 0; b < Q4K_LANES; b++) {
+            float D = sum_w[b] * sl2[b] - sl[b] * sl[b];
+            float s = (sum_w[b] * sxl[b] - sum_x[b] * sl[b]) / D;
+            float m = (sl2[b] * sum_x[b] - sl[b] * sxl[b]) / D;
+            float s0 = sxl[b] / sl2[b];       /* the fit with the min pinned at 0 */
+            ts[b] = m > 0 ? s0 : s;
+            tm[b] = m > 0 ? 0 : m;
+            ce[b] = 0;
+            dd[b] = D;
+        }
+        for (i = 0; i < Q4K_N; i++)
+#pragma omp simd
+            for (b = 0; b < Q4K_LANES; b++) {
+                float diff = ts[b] * Lc[i][b] + tm[b] - xt[i][b];
                 diff = diff * diff;
-                cur_error += weights[i] * diff;
+                ce[b] += wt[i][b] * diff;
             }
-            if (cur_error < best_error) {
-                for (int i = 0; i < n; i++)
-                    L[i] = Laux[i];
-                best_error = cur_error;
-                scale = this_scale;
-                min = this_min;
+        for (b = 0; b < Q4K_LANES; b++) {
+            if (dd[b] > 0 && ce[b] < best[b]) {
+                best[b] = ce[b];
+                scale[b] = ts[b];
+                mn[b] = tm[b];
+                range[b] = mx[b] - mn[b];
+                for (i = 0; i < Q4K_N; i++)
+                    Lt[i][b] = Lc[i][b];
+                improved = 1;
             }
         }
+        if (improved)           /* x - min for the lanes whose min moved */
+            for (i = 0; i < Q4K_N; i++)
+#pragma omp simd
+                for (b = 0; b < Q4K_LANES; b++)
+                    xm[i][b] = xt[i][b] - mn[b];
     }
-    *the_min = -min;
-    return scale;
+
+    for (b = 0; b < Q4K_LANES; b++) {
+        for (i = 0; i < Q4K_N; i++)
+            L[Q4K_N * b + i] = flat[b] ? 0 : (uint8_t)Lt[i][b];
+        scales[b] = flat[b] ? 0.f : scale[b];
+        the_min[b] = flat[b] ? -mn0[b] : -mn[b];
+    }
 }
 
 void pio_quantize_row_q4_K(const float *x, void *vy, int64_t k)
@@ -223,22 +305,13 @@ void pio_quantize_row_q4_K(const float *x, void *vy, int64_t k)
     pio_block_q4_K *y = vy;
     int64_t nb = k / PIO_QK_K;
     uint8_t L[PIO_QK_K];
-    uint8_t Laux[32];
-    float weights[32];
     float mins[PIO_QK_K / 32];
     float scales[PIO_QK_K / 32];
 
     for (int64_t i = 0; i < nb; i++) {
         float max_scale = 0, max_min = 0;   /* scales and mins are >= 0 */
+        q4k_scales_mins(x, scales, mins, L);
         for (int j = 0; j < PIO_QK_K / 32; j++) {
-            const float *xs = x + 32 * j;
-            float sum_x2 = 0;
-            for (int l = 0; l < 32; l++)
-                sum_x2 += xs[l] * xs[l];
-            float av_x = sqrtf(sum_x2 / 32);
-            for (int l = 0; l < 32; l++)
-                weights[l] = av_x + fabsf(xs[l]);
-            scales[j] = q_make_qkx2_quants(32, 15, xs, weights, L + 32 * j, &mins[j], Laux, -1.f, 0.1f, 20);
             if (scales[j] > max_scale)
                 max_scale = scales[j];
             if (mins[j] > max_min)
@@ -316,59 +389,99 @@ static void q_dequantize_q4_K(const pio_block_q4_K *x, float *y, int64_t k)
 /* ---- Q6_K ---------------------------------------------------------------- */
 
 /*
- * GGML's make_qx_quants with rmse_type 1 and no importance weights: signed
- * levels L-nmax in [-nmax, nmax-1], weights x², 19 trial scales. Returns the
- * scale (negative when the largest-magnitude value is positive).
+ * GGML's make_qx_quants(16, nmax 32, rmse_type 1, no importance weights) for
+ * the 16 sub-blocks of a Q6_K super-block, in lockstep as 16 lanes (see
+ * q4k_scales_mins): signed levels L-32 in [-32, 31], weights x², the plain
+ * scale -nmax/max and 18 trial scales around it, each refit by least
+ * squares; a trial replaces the best when Σlx²/Σl² is larger. Returns the
+ * scales (negative where the largest-magnitude value is positive) and L.
  */
-static float q_make_qx_quants(int n, int nmax, const float *x, int8_t *L)
+#define Q6K_LANES 16
+#define Q6K_N 16
+
+Q_LANES_CLONES static void q6k_scales(const float *x, float *scales, int8_t *L)
 {
-    float max = 0, amax = 0;
-    for (int i = 0; i < n; i++) {
-        float ax = fabsf(x[i]);
-        if (ax > amax) {
-            amax = ax;
-            max = x[i];
+    const int nmax = 32;
+    float xt[Q6K_N][Q6K_LANES], wt[Q6K_N][Q6K_LANES];
+    int32_t Lt[Q6K_N][Q6K_LANES], Lc[Q6K_N][Q6K_LANES];
+    float mx[Q6K_LANES], amax[Q6K_LANES], isc[Q6K_LANES], slx[Q6K_LANES], sl2[Q6K_LANES];
+    float scale[Q6K_LANES], best[Q6K_LANES];
+    int i, b;
+
+    for (i = 0; i < Q6K_N; i++)
+        for (b = 0; b < Q6K_LANES; b++)
+            xt[i][b] = x[Q6K_N * b + i];
+#pragma omp simd
+    for (b = 0; b < Q6K_LANES; b++)
+        mx[b] = amax[b] = 0;
+    for (i = 0; i < Q6K_N; i++)
+#pragma omp simd
+        for (b = 0; b < Q6K_LANES; b++) {
+            float ax = fabsf(xt[i][b]);
+            bool gt = ax > amax[b];
+            mx[b] = gt ? xt[i][b] : mx[b];
+            amax[b] = gt ? ax : amax[b];
+            wt[i][b] = xt[i][b] * xt[i][b];
         }
+
+    /* the plain scale */
+#pragma omp simd
+    for (b = 0; b < Q6K_LANES; b++) {
+        isc[b] = -nmax / mx[b];
+        slx[b] = sl2[b] = 0;
     }
-    if (amax < Q_GROUP_MAX_EPS) {
-        for (int i = 0; i < n; i++)
-            L[i] = 0;
-        return 0.f;
+    for (i = 0; i < Q6K_N; i++)
+#pragma omp simd
+        for (b = 0; b < Q6K_LANES; b++) {
+            int l = q_nearest_int(isc[b] * xt[i][b]);
+            float w = wt[i][b];
+            l = l < -nmax ? -nmax : l > nmax - 1 ? nmax - 1 : l;
+            Lt[i][b] = l + nmax;
+            slx[b] += w * xt[i][b] * l;
+            sl2[b] += w * l * l;
+        }
+#pragma omp simd
+    for (b = 0; b < Q6K_LANES; b++) {
+        scale[b] = sl2[b] ? slx[b] / sl2[b] : 0.0f;
+        best[b] = scale[b] * slx[b];
     }
-    float iscale = -nmax / max;
-    float sumlx = 0, suml2 = 0;
-    for (int i = 0; i < n; i++) {
-        int l = q_nearest_int(iscale * x[i]);
-        l = q_max(-nmax, q_min(nmax - 1, l));
-        L[i] = (int8_t)(l + nmax);
-        float w = x[i] * x[i];
-        sumlx += w * x[i] * l;
-        suml2 += w * l * l;
-    }
-    float scale = suml2 ? sumlx / suml2 : 0.0f;
-    float best = scale * sumlx;
+
     for (int is = -9; is <= 9; is++) {
+        const float num = -(nmax + 0.1f * is);
         if (is == 0)
             continue;
-        iscale = -(nmax + 0.1f * is) / max;
-        sumlx = suml2 = 0;
-        for (int i = 0; i < n; i++) {
-            int l = q_nearest_int(iscale * x[i]);
-            l = q_max(-nmax, q_min(nmax - 1, l));
-            float w = x[i] * x[i];
-            sumlx += w * x[i] * l;
-            suml2 += w * l * l;
+#pragma omp simd
+        for (b = 0; b < Q6K_LANES; b++) {
+            isc[b] = num / mx[b];
+            slx[b] = sl2[b] = 0;
         }
-        if (suml2 > 0 && sumlx * sumlx > best * suml2) {
-            for (int i = 0; i < n; i++) {
-                int l = q_nearest_int(iscale * x[i]);
-                L[i] = (int8_t)(nmax + q_max(-nmax, q_min(nmax - 1, l)));
+        for (i = 0; i < Q6K_N; i++)
+#pragma omp simd
+            for (b = 0; b < Q6K_LANES; b++) {
+                int l = q_nearest_int(isc[b] * xt[i][b]);
+                float w = wt[i][b];
+                l = l < -nmax ? -nmax : l > nmax - 1 ? nmax - 1 : l;
+                Lc[i][b] = l + nmax;
+                slx[b] += w * xt[i][b] * l;
+                sl2[b] += w * l * l;
             }
-            scale = sumlx / suml2;
-            best = scale * sumlx;
+        for (b = 0; b < Q6K_LANES; b++) {
+            if (sl2[b] > 0 && slx[b] * slx[b] > best[b] * sl2[b]) {
+                for (i = 0; i < Q6K_N; i++)
+                    Lt[i][b] = Lc[i][b];
+                scale[b] = slx[b] / sl2[b];
+                best[b] = scale[b] * slx[b];
+            }
         }
     }
-    return scale;
+
+    /* all-but-zero sub-blocks: GGML returns scale 0, L = 0 */
+    for (b = 0; b < Q6K_LANES; b++) {
+        bool zero = amax[b] < Q_GROUP_MAX_EPS;
+        for (i = 0; i < Q6K_N; i++)
+            L[Q6K_N * b + i] = zero ? 0 : (int8_t)Lt[i][b];
+        scales[b] = zero ? 0.f : scale[b];
+    }
 }
 
 void pio_quantize_row_q6_K(const float *x, void *vy, int64_t k)
@@ -380,9 +493,9 @@ void pio_quantize_row_q6_K(const float *x, void *vy, int64_t k)
 
     for (int64_t i = 0; i < nb; i++) {
         float max_scale = 0, max_abs_scale = 0;
+        q6k_scales(x, scales, L);
         for (int ib = 0; ib < PIO_QK_K / 16; ib++) {
-            const float scale = q_make_qx_quants(16, 32, x + 16 * ib, L + 16 * ib);
-            scales[ib] = scale;
+            const float scale = scales[ib];
             const float abs_scale = fabsf(scale);
             if (abs_scale > max_abs_scale) {
                 max_abs_scale = abs_scale;

@@ -1,0 +1,301 @@
+/*
+ * kernels_bench.c - matmul kernel micro-benchmark against the memory roofline.
+ *
+ *   kernels_bench [--level L[,L..]] [--threads 1,2] [--dtypes bf16,q8_0,..]
+ *                 [--gemm-n 512] [--reps 5] [--no-gemm] [--no-gemv]
+ *
+ * 1. Read bandwidth: a streaming read of a 1 GiB buffer split over T threads
+ *    (4 concurrent prefetched streams per thread).
+ * 2. GEMV (n = 1) at Qwen3-4B shapes 2560->9728, 9728->2560, 2560->4096 per
+ *    dtype: GB/s of weights streamed, and % of the measured bandwidth. The
+ *    weights are cycled over enough copies (>= 384 MiB) that they come from
+ *    DRAM, not the last-level cache, as in a real decode step.
+ * 3. GEMM (n = --gemm-n tokens) at 2560->9728: tokens/s and GMAC/s.
+ * Each figure is the median of --reps runs. Weights: rows quantized from
+ * random floats (std ~0.58), repeated to fill the matrix.
+ */
+#include "common/cpu.h"
+#include "common/threadpool.h"
+#include "kernels/dispatch.h"
+#include "kernels/quant.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* CPU seconds of the whole process (all threads): compute cost even when the
+ * machine is shared and wall time is not ours alone. */
+static double cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int cmp_d(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_d);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+static uint64_t rng = 0x243f6a8885a308d3ull;
+static float frand(void)
+{
+    rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
+    return (float)((double)(rng >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+}
+
+/* ---- read bandwidth ---------------------------------------------------------- */
+
+typedef struct bw_job { const uint64_t *buf; size_t words; int n_tasks; uint64_t sink[64]; } bw_job;
+
+/*
+ * One task reads its 1/n_tasks of the buffer as 4 concurrent sequential
+ * streams with software prefetch, like a 4-row GEMV group: one plain stream
+ * per thread leaves the memory system idle and understates the bandwidth
+ * (the roofline must be the best we can stream, or the % figures flatter).
+ */
+static void bw_task(void *p, int task, int thread)
+{
+    bw_job *job = p;
+    size_t per = job->words / (size_t)job->n_tasks, q = per / 4;
+    const uint64_t *b0 = job->buf + per * (size_t)task, *b1 = b0 + q, *b2 = b1 + q, *b3 = b2 + q;
+    uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    size_t i;
+    int j;
+    for (i = 0; i + 8 <= q; i += 8) {
+        __builtin_prefetch(b0 + i + 256);     /* 2 KiB ahead per stream, as the GEMV does */
+        __builtin_prefetch(b1 + i + 256);
+        __builtin_prefetch(b2 + i + 256);
+        __builtin_prefetch(b3 + i + 256);
+        for (j = 0; j < 8; j++) {
+            s0 += b0[i + j];
+            s1 += b1[i + j];
+            s2 += b2[i + j];
+            s3 += b3[i + j];
+        }
+    }
+    job->sink[thread & 63] += s0 ^ s1 ^ s2 ^ s3;
+}
+
+static double bandwidth(pio_threadpool *tp, int reps)
+{
+    size_t bytes = (size_t)1 << 30;
+    uint64_t *buf = malloc(bytes);
+    double t[16], gbs;
+    bw_job job;
+    int r;
+    if (!buf)
+        return 0;
+    memset(buf, 1, bytes);
+    memset(&job, 0, sizeof job);
+    job.buf = buf;
+    job.words = bytes / 8;
+    job.n_tasks = 64 * pio_threadpool_size(tp);
+    for (r = 0; r < reps && r < 16; r++) {
+        double t0 = now();
+        pio_threadpool_run(tp, job.n_tasks, bw_task, &job);
+        t[r] = now() - t0;
+    }
+    gbs = (double)bytes / median(t, reps < 16 ? reps : 16) / 1e9;
+    free(buf);
+    return gbs;
+}
+
+/* ---- weights ------------------------------------------------------------------- */
+
+/* rows x cols of dtype dt: 16 quantized random rows repeated. */
+static void *make_weights(pio_dtype dt, int64_t rows, int64_t cols)
+{
+    size_t rb = pio_dtype_row_bytes(dt, cols);
+    uint8_t *w = malloc(rb * (size_t)rows), *seed;
+    float *f = malloc(sizeof(float) * (size_t)cols * 16);
+    int64_t r, i;
+    if (!w || !f)
+        goto fail;
+    for (i = 0; i < cols * 16; i++)
+        f[i] = frand();
+    seed = w;
+    if (pio_quantize_rows(dt, f, seed, rows < 16 ? rows : 16, cols) != PIO_STATUS_OK)
+        goto fail;
+    for (r = 16; r < rows; r++)
+        memcpy(w + (size_t)r * rb, seed + (size_t)(r % 16) * rb, rb);
+    free(f);
+    return w;
+fail:
+    free(w);
+    free(f);
+    return NULL;
+}
+
+/* ---- main -------------------------------------------------------------------------- */
+
+static int parse_list(const char *s, int *out, int max, int (*parse)(const char *))
+{
+    char buf[256], *tok, *save = NULL;
+    int n = 0;
+    snprintf(buf, sizeof buf, "%s", s);
+    for (tok = strtok_r(buf, ",", &save); tok && n < max; tok = strtok_r(NULL, ",", &save)) {
+        int v = parse(tok);
+        if (v < 0) {
+            fprintf(stderr, "kernels_bench: unknown value '%s'\n", tok);
+            exit(2);
+        }
+        out[n++] = v;
+    }
+    return n;
+}
+
+static int parse_int(const char *s) { return atoi(s); }
+static int parse_dtype(const char *s) { return pio_dtype_from_name(s); }
+static int parse_level(const char *s) { return pio_cpu_level_from_name(s); }
+
+int main(int argc, char **argv)
+{
+    static const int64_t shapes[][2] = { { 9728, 2560 }, { 2560, 9728 }, { 4096, 2560 } };
+    int threads[4] = { 1, 2 }, n_threads = 2;
+    int dtypes[16] = { PIO_DTYPE_F32, PIO_DTYPE_BF16, PIO_DTYPE_F16, PIO_DTYPE_Q8_0, PIO_DTYPE_Q4_0,
+                       PIO_DTYPE_Q4_K, PIO_DTYPE_Q6_K };
+    int n_dtypes = 7, levels[PIO_CPU_LEVEL_COUNT], n_levels = 1, reps = 5, gemm_n = 512;
+    int do_gemm = 1, do_gemv = 1;
+    int ti, di, li, a;
+    double bw[4] = { 0 };
+
+    levels[0] = pio_cpu_level_active();
+    for (a = 1; a < argc; a++) {
+        if (!strcmp(argv[a], "--threads") && a + 1 < argc)
+            n_threads = parse_list(argv[++a], threads, 4, parse_int);
+        else if (!strcmp(argv[a], "--dtypes") && a + 1 < argc)
+            n_dtypes = parse_list(argv[++a], dtypes, 16, parse_dtype);
+        else if (!strcmp(argv[a], "--level") && a + 1 < argc)
+            n_levels = parse_list(argv[++a], levels, PIO_CPU_LEVEL_COUNT, parse_level);
+        else if (!strcmp(argv[a], "--reps") && a + 1 < argc)
+            reps = atoi(argv[++a]);
+        else if (!strcmp(argv[a], "--gemm-n") && a + 1 < argc)
+            gemm_n = atoi(argv[++a]);
+        else if (!strcmp(argv[a], "--no-gemm"))
+            do_gemm = 0;
+        else if (!strcmp(argv[a], "--no-gemv"))
+            do_gemv = 0;
+        else {
+            fprintf(stderr, "usage: %s [--level L,..] [--threads 1,2] [--dtypes bf16,q8_0,..] "
+                            "[--gemm-n N] [--reps R] [--no-gemm] [--no-gemv]\n", argv[0]);
+            return 2;
+        }
+    }
+    if (reps < 1)
+        reps = 1;
+    printf("cpu: %s| detected %s\n", pio_cpu_features_string(),
+           pio_cpu_level_name(pio_cpu_level_detected()));
+
+    for (ti = 0; ti < n_threads; ti++) {
+        pio_threadpool *tp;
+        if (pio_threadpool_new(threads[ti], &tp) != PIO_STATUS_OK)
+            return 1;
+        bw[ti] = bandwidth(tp, reps);
+        printf("read bandwidth, %d thread(s): %.1f GB/s\n", threads[ti], bw[ti]);
+        pio_threadpool_free(tp);
+    }
+
+    for (li = 0; li < n_levels; li++) {
+        const pio_kernels *kt = pio_kernels_for_level((pio_cpu_level)levels[li]);
+        if (!kt) {
+            printf("level %s: not available on this CPU\n", pio_cpu_level_name((pio_cpu_level)levels[li]));
+            continue;
+        }
+        printf("\n== level %s ==\n", pio_cpu_level_name(kt->level));
+        for (di = 0; di < n_dtypes; di++) {
+            pio_dtype dt = (pio_dtype)dtypes[di];
+            size_t si;
+            if (do_gemv) {
+                for (si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+                    int64_t rows = shapes[si][0], cols = shapes[si][1];
+                    size_t wbytes = pio_dtype_row_bytes(dt, cols) * (size_t)rows;
+                    int copies = (int)((384u << 20) / wbytes) + 1, c, r;
+                    void **w = calloc((size_t)copies, sizeof *w);
+                    float *x = malloc(sizeof(float) * (size_t)cols), *y = malloc(sizeof(float) * (size_t)rows);
+                    for (c = 0; c < copies; c++)
+                        w[c] = make_weights(dt, rows, cols);
+                    for (c = 0; c < cols; c++)
+                        x[c] = frand();
+                    for (ti = 0; ti < n_threads; ti++) {
+                        pio_threadpool *tp;
+                        double t[32], cpu[32], med;
+                        int iters = copies < 8 ? 8 : copies;
+                        pio_threadpool_new(threads[ti], &tp);
+                        for (r = 0; r < reps && r < 32; r++) {
+                            double t0 = now(), c0 = cpu_now();
+                            int it;
+                            for (it = 0; it < iters; it++) {
+                                pio_wmat wm = { dt, w[it % copies], rows, cols };
+                                pio_matmul_kernels(kt, tp, y, x, 1, &wm);
+                            }
+                            t[r] = (now() - t0) / iters;
+                            cpu[r] = (cpu_now() - c0) / iters;
+                        }
+                        med = median(t, reps < 32 ? reps : 32);
+                        printf("gemv %-5s %5lld->%-5lld t=%d: %7.3f ms  %6.1f GB/s  %5.1f%% of read bw"
+                               "  (cpu %.3f ms)\n",
+                               pio_dtype_name(dt), (long long)cols, (long long)rows, threads[ti],
+                               med * 1e3, (double)wbytes / med / 1e9,
+                               100.0 * (double)wbytes / med / 1e9 / bw[ti], median(cpu, reps < 32 ? reps : 32) * 1e3);
+                        pio_threadpool_free(tp);
+                    }
+                    for (c = 0; c < copies; c++)
+                        free(w[c]);
+                    free(w);
+                    free(x);
+                    free(y);
+                }
+            }
+            if (do_gemm && gemm_n > 0) {
+                int64_t rows = shapes[0][0], cols = shapes[0][1];
+                void *w = make_weights(dt, rows, cols);
+                float *x = malloc(sizeof(float) * (size_t)cols * (size_t)gemm_n);
+                float *y = malloc(sizeof(float) * (size_t)rows * (size_t)gemm_n);
+                int64_t i;
+                for (i = 0; i < cols * gemm_n; i++)
+                    x[i] = frand();
+                for (ti = 0; ti < n_threads; ti++) {
+                    pio_threadpool *tp;
+                    pio_wmat wm = { dt, w, rows, cols };
+                    double t[32], cpu[32], med;
+                    int r, rr = reps < 3 ? reps : 3;
+                    pio_threadpool_new(threads[ti], &tp);
+                    pio_matmul_kernels(kt, tp, y, x, gemm_n, &wm);       /* warm-up */
+                    for (r = 0; r < rr; r++) {
+                        double t0 = now(), c0 = cpu_now();
+                        pio_matmul_kernels(kt, tp, y, x, gemm_n, &wm);
+                        t[r] = now() - t0;
+                        cpu[r] = cpu_now() - c0;
+                    }
+                    med = median(t, rr);
+                    printf("gemm %-5s %5lld->%-5lld n=%d t=%d: %8.1f ms  %7.1f tokens/s  %6.1f GMAC/s"
+                           "  (cpu %.1f ms: %.1f GMAC per cpu-s)\n",
+                           pio_dtype_name(dt), (long long)cols, (long long)rows, gemm_n, threads[ti],
+                           med * 1e3, gemm_n / med, (double)rows * cols * gemm_n / med / 1e9,
+                           median(cpu, rr) * 1e3, (double)rows * cols * gemm_n / median(cpu, rr) / 1e9);
+                    pio_threadpool_free(tp);
+                }
+                free(w);
+                free(x);
+                free(y);
+            }
+        }
+    }
+    return 0;
+}

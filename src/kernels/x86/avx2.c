@@ -1,0 +1,747 @@
+/*
+ * avx2.c - AVX2 + FMA + F16C kernels (compiled with -mavx2 -mfma -mf16c;
+ * called only after the CPU check in dispatch.c).
+ *
+ * Every tile is a loop of register-blocked micro-kernels over R weight rows
+ * x T tokens (4x2, 4x1, 1x2, 1x1): a weight block is loaded and decoded once
+ * for T tokens, an activation block once for R rows.
+ *   float W:  y += W·x with FMA; bf16 -> f32 by a 16-bit shift, f16 by vcvtph2ps.
+ *   Q8_0:     sign trick: maddubs(|w|, sign(x, w)) -> madd -> f32, scaled by dw·dx.
+ *   Q4_0:     nibbles are unsigned: maddubs(q, x) - 8·Σx (Σx kept with the activations).
+ *   Q4_K/Q6_K: maddubs + madd by the integer sub-block scale, summed in int32 over
+ *             the super-block; mins (Q4_K) and the -32 offset (Q6_K) come from bsums.
+ */
+#include "kernels/dispatch.h"
+
+#include <immintrin.h>
+#include <string.h>
+
+#define AI static inline __attribute__((always_inline))
+
+/* ---- helpers ----------------------------------------------------------------- */
+
+AI float hsum8(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* [Σa, Σb, Σc, Σd] */
+AI __m128 hsum8x4(__m256 a, __m256 b, __m256 c, __m256 d)
+{
+    __m256 ab = _mm256_hadd_ps(a, b), cd = _mm256_hadd_ps(c, d);
+    __m256 abcd = _mm256_hadd_ps(ab, cd);
+    return _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps(abcd, 1));
+}
+
+AI float f16(uint16_t h) { return _cvtsh_ss(h); }
+
+/*
+ * Write the R x T results acc[r][t] (+ extra[t][r]) to y[t*ldy + r].
+ */
+AI void store_tile(int R, int T, __m256 acc[4][2], const float extra[2][4], float *y,
+                   size_t ldy, bool accumulate)
+{
+    int r, t;
+#pragma GCC unroll 2
+    for (t = 0; t < T; t++) {
+        float *yt = y + (size_t)t * ldy;
+        if (R == 4) {
+            __m128 v = hsum8x4(acc[0][t], acc[1][t], acc[2][t], acc[3][t]);
+            v = _mm_add_ps(v, _mm_loadu_ps(extra[t]));
+            if (accumulate)
+                v = _mm_add_ps(v, _mm_loadu_ps(yt));
+            _mm_storeu_ps(yt, v);
+        } else {
+#pragma GCC unroll 4
+            for (r = 0; r < R; r++) {
+                float v = hsum8(acc[r][t]) + extra[t][r];
+                yt[r] = accumulate ? yt[r] + v : v;
+            }
+        }
+    }
+}
+
+static const float no_extra[2][4];
+
+/* The standard row/token walk over micro-kernels 4x2, 4x1, 1x2, 1x1. */
+#define TILE_WALK(MICRO, ...)                                                              \
+    do {                                                                                   \
+        int r_ = 0, t_;                                                                    \
+        for (; r_ + 4 <= nr; r_ += 4) {                                                    \
+            for (t_ = 0; t_ + 2 <= nt; t_ += 2)                                            \
+                MICRO(4, 2, r_, t_, __VA_ARGS__);                                          \
+            if (t_ < nt)                                                                   \
+                MICRO(4, 1, r_, t_, __VA_ARGS__);                                          \
+        }                                                                                  \
+        for (; r_ < nr; r_++) {                                                            \
+            for (t_ = 0; t_ + 2 <= nt; t_ += 2)                                            \
+                MICRO(1, 2, r_, t_, __VA_ARGS__);                                          \
+            if (t_ < nt)                                                                   \
+                MICRO(1, 1, r_, t_, __VA_ARGS__);                                          \
+        }                                                                                  \
+    } while (0)
+
+#define TILE_ARGS int64_t k, int nr, int nt, const void *w, size_t w_stride, const void *x, \
+                  size_t x_stride, float *y, size_t ldy, bool accumulate
+
+/* Pointers of micro-kernel (r, t) inside the tile. */
+#define MICRO_CALL(fn, R, T, r, t)                                                         \
+    fn(R, T, k, (const uint8_t *)w + (size_t)(r) * w_stride, w_stride,                     \
+       (const uint8_t *)x + (size_t)(t) * x_stride, x_stride,                              \
+       y + (size_t)(t) * ldy + (size_t)(r), ldy, accumulate, pf)
+
+/*
+ * Decode (few tokens) streams W from memory: pf = true adds a software
+ * prefetch of the same blocks R rows ahead (the next row group), which keeps
+ * enough reads in flight when rows are short (k = 2560 is ~1.4-2.7 KB).
+ */
+#define PF_TOKENS 4
+#define TILE_WALK_PF(MICRO, ...)                                                           \
+    do {                                                                                   \
+        if (nt <= PF_TOKENS) {                                                             \
+            const bool pf = true;                                                          \
+            TILE_WALK(MICRO, __VA_ARGS__);                                                 \
+        } else {                                                                           \
+            const bool pf = false;                                                         \
+            TILE_WALK(MICRO, __VA_ARGS__);                                                 \
+        }                                                                                  \
+    } while (0)
+
+AI void prefetch_next(bool pf, const void *p, size_t ahead, int lines)
+{
+    int i;
+    if (!pf)
+        return;
+    for (i = 0; i < lines; i++)
+        _mm_prefetch((const char *)p + ahead + 64 * (size_t)i, _MM_HINT_T1);
+}
+
+/* ---- float weights ---------------------------------------------------------- */
+
+AI __m256 load_w8(pio_dtype dt, const uint8_t *p)
+{
+    if (dt == PIO_DTYPE_F32)
+        return _mm256_loadu_ps((const float *)p);
+    if (dt == PIO_DTYPE_F16)
+        return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
+    return _mm256_castsi256_ps(
+        _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p)), 16));
+}
+
+AI float load_w1(pio_dtype dt, const uint8_t *p)
+{
+    uint16_t h;
+    float f;
+    if (dt == PIO_DTYPE_F32) {
+        memcpy(&f, p, 4);
+        return f;
+    }
+    memcpy(&h, p, 2);
+    if (dt == PIO_DTYPE_F16)
+        return f16(h);
+    {
+        uint32_t u = (uint32_t)h << 16;
+        memcpy(&f, &u, 4);
+        return f;
+    }
+}
+
+AI void float_micro(pio_dtype dt, int R, int T, int64_t k, const uint8_t *w, size_t ws,
+                    const uint8_t *x, size_t xs, float *y, size_t ldy, bool accumulate, bool pf)
+{
+    const size_t esz = dt == PIO_DTYPE_F32 ? 4 : 2;
+    __m256 acc[4][2];
+    float tail[2][4] = { { 0 } };
+    int64_t i;
+    int r, t;
+
+#pragma GCC unroll 4
+    for (r = 0; r < R; r++)
+#pragma GCC unroll 2
+        for (t = 0; t < T; t++)
+            acc[r][t] = _mm256_setzero_ps();
+    for (i = 0; i + 8 <= k; i += 8) {
+        __m256 xv[2];
+#pragma GCC unroll 2
+        for (t = 0; t < T; t++)
+            xv[t] = _mm256_loadu_ps((const float *)(x + (size_t)t * xs) + i);
+#pragma GCC unroll 4
+        for (r = 0; r < R; r++) {
+            __m256 wv = load_w8(dt, w + (size_t)r * ws + (size_t)i * esz);
+            prefetch_next(pf && !(i & (esz == 4 ? 15 : 31)), w + (size_t)r * ws + (size_t)i * esz,
+                          (size_t)R * ws, 1);
+#pragma GCC unroll 2
+            for (t = 0; t < T; t++)
+                acc[r][t] = _mm256_fmadd_ps(wv, xv[t], acc[r][t]);
+        }
+    }
+    for (; i < k; i++)
+        for (t = 0; t < T; t++)
+            for (r = 0; r < R; r++)
+                tail[t][r] += load_w1(dt, w + (size_t)r * ws + (size_t)i * esz) *
+                              ((const float *)(x + (size_t)t * xs))[i];
+    store_tile(R, T, acc, tail, y, ldy, accumulate);
+}
+
+#define F32_MICRO(R, T, r, t, dt) MICRO_CALL(float_micro_##dt, R, T, r, t)
+#define FLOAT_MICRO_FN(dt, DT)                                                              \
+    AI void float_micro_##dt(int R, int T, int64_t k, const uint8_t *w, size_t ws,         \
+                             const uint8_t *x, size_t xs, float *y, size_t ldy, bool acc,  \
+                             bool pf)                                                      \
+    {                                                                                      \
+        float_micro(DT, R, T, k, w, ws, x, xs, y, ldy, acc, pf);                           \
+    }                                                                                      \
+    static void tile_##dt##_avx2(TILE_ARGS) { TILE_WALK_PF(F32_MICRO, dt); }
+
+FLOAT_MICRO_FN(f32, PIO_DTYPE_F32)
+FLOAT_MICRO_FN(f16, PIO_DTYPE_F16)
+FLOAT_MICRO_FN(bf16, PIO_DTYPE_BF16)
+
+static void to_f32_avx2(float *dst, const void *src, pio_dtype dt, int64_t n)
+{
+    const uint8_t *s = src;
+    int64_t i = 0;
+    if (dt == PIO_DTYPE_F16) {
+        for (; i + 8 <= n; i += 8)
+            _mm256_storeu_ps(dst + i, load_w8(PIO_DTYPE_F16, s + 2 * i));
+    } else if (dt == PIO_DTYPE_BF16) {
+        for (; i + 8 <= n; i += 8)
+            _mm256_storeu_ps(dst + i, load_w8(PIO_DTYPE_BF16, s + 2 * i));
+    }
+    if (i < n)
+        pio_convert_to_f32(dst + i, s + i * (int64_t)pio_dtype_size(dt), dt, n - i);
+}
+
+/* ---- activations ------------------------------------------------------------- */
+
+/* PIO_ACT_Q8 row, bit-identical to the scalar quantizer (RNE via cvtps). */
+static void quantize_q8_avx2(const float *x, void *xq, int64_t k)
+{
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    const __m256i perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    int64_t nb = k / 32, b;
+    int64_t ng = (k + PIO_ACT_Q8_GROUP - 1) / PIO_ACT_Q8_GROUP;
+    uint8_t *out = xq;
+
+    memset(out + (size_t)(ng - 1) * PIO_ACT_Q8_GROUP_BYTES, 0, PIO_ACT_Q8_GROUP_BYTES);
+    for (b = 0; b < nb; b++) {
+        uint8_t *g = out + (size_t)(b / 8) * PIO_ACT_Q8_GROUP_BYTES;
+        const float *xb = x + b * 32;
+        __m256 v0 = _mm256_loadu_ps(xb), v1 = _mm256_loadu_ps(xb + 8);
+        __m256 v2 = _mm256_loadu_ps(xb + 16), v3 = _mm256_loadu_ps(xb + 24);
+        __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sign, v0), _mm256_andnot_ps(sign, v1)),
+                                 _mm256_max_ps(_mm256_andnot_ps(sign, v2), _mm256_andnot_ps(sign, v3)));
+        __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        float amax, d, id;
+        __m256 idv;
+        __m256i i0, i1, i2, i3, s;
+        int32_t sum;
+        m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+        m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+        amax = _mm_cvtss_f32(m4);
+        d = amax / 127.0f;
+        id = d != 0.0f ? 1.0f / d : 0.0f;
+        idv = _mm256_set1_ps(id);
+        i0 = _mm256_cvtps_epi32(_mm256_mul_ps(v0, idv));
+        i1 = _mm256_cvtps_epi32(_mm256_mul_ps(v1, idv));
+        i2 = _mm256_cvtps_epi32(_mm256_mul_ps(v2, idv));
+        i3 = _mm256_cvtps_epi32(_mm256_mul_ps(v3, idv));
+        s = _mm256_add_epi32(_mm256_add_epi32(i0, i1), _mm256_add_epi32(i2, i3));
+        {
+            __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+            s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4e));
+            s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xb1));
+            sum = _mm_cvtsi128_si32(s4);
+        }
+        i0 = _mm256_packs_epi32(i0, i1);
+        i2 = _mm256_packs_epi32(i2, i3);
+        i0 = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(i0, i2), perm);
+        _mm256_storeu_si256((__m256i *)(g + 32 * (b % 8)), i0);
+        memcpy(g + 256 + 4 * (b % 8), &d, 4);
+        memcpy(g + 288 + 4 * (b % 8), &sum, 4);
+    }
+}
+
+/* ---- Q8_0 / Q4_0 ---------------------------------------------------------------- */
+
+/* Block b of a PIO_ACT_Q8 row: quants, scale, sum. */
+AI const uint8_t *act_q8_group(const uint8_t *row, int64_t b)
+{
+    return row + (size_t)(b >> 3) * PIO_ACT_Q8_GROUP_BYTES;
+}
+
+AI void q8_0_micro(int R, int T, int64_t k, const uint8_t *w, size_t ws, const uint8_t *x,
+                   size_t xs, float *y, size_t ldy, bool accumulate, bool pf)
+{
+    const __m256i ones = _mm256_set1_epi16(1);
+    const int64_t nb = k / 32;
+    __m256 acc[4][2];
+    int64_t b;
+    int r, t;
+
+#pragma GCC unroll 4
+    for (r = 0; r < R; r++)
+#pragma GCC unroll 2
+        for (t = 0; t < T; t++)
+            acc[r][t] = _mm256_setzero_ps();
+    for (b = 0; b < nb; b++) {
+        __m256i xq[2];
+        __m256 xd[2];
+#pragma GCC unroll 2
+        for (t = 0; t < T; t++) {
+            const uint8_t *g = act_q8_group(x + (size_t)t * xs, b);
+            xq[t] = _mm256_loadu_si256((const __m256i *)(g + 32 * (b & 7)));
+            xd[t] = _mm256_broadcast_ss((const float *)(g + 256) + (b & 7));
+        }
+#pragma GCC unroll 4
+        for (r = 0; r < R; r++) {
+            const pio_block_q8_0 *blk = (const pio_block_q8_0 *)(w + (size_t)r * ws) + b;
+            __m256i wq = _mm256_loadu_si256((const __m256i *)blk->qs);
+            prefetch_next(pf, blk, (size_t)R * ws, 1);
+            __m256i aw = _mm256_sign_epi8(wq, wq);
+            __m256 dw = _mm256_set1_ps(f16(blk->d));
+#pragma GCC unroll 2
+            for (t = 0; t < T; t++) {
+                __m256i p = _mm256_maddubs_epi16(aw, _mm256_sign_epi8(xq[t], wq));
+                p = _mm256_madd_epi16(p, ones);
+                acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(dw, xd[t]), acc[r][t]);
+            }
+        }
+    }
+    store_tile(R, T, acc, no_extra, y, ldy, accumulate);
+}
+
+AI void q4_0_micro(int R, int T, int64_t k, const uint8_t *w, size_t ws, const uint8_t *x,
+                   size_t xs, float *y, size_t ldy, bool accumulate, bool pf)
+{
+    const __m256i ones = _mm256_set1_epi16(1);
+    const __m256i m4 = _mm256_set1_epi8(15);
+    const int64_t nb = k / 32;
+    __m256 acc[4][2];
+    int64_t b;
+    int r, t;
+
+#pragma GCC unroll 4
+    for (r = 0; r < R; r++)
+#pragma GCC unroll 2
+        for (t = 0; t < T; t++)
+            acc[r][t] = _mm256_setzero_ps();
+    for (b = 0; b < nb; b++) {
+        __m256i xq[2], xsum[2];
+        __m256 xd[2];
+#pragma GCC unroll 2
+        for (t = 0; t < T; t++) {
+            const uint8_t *g = act_q8_group(x + (size_t)t * xs, b);
+            int32_t s;
+            memcpy(&s, g + 288 + 4 * (b & 7), 4);
+            xq[t] = _mm256_loadu_si256((const __m256i *)(g + 32 * (b & 7)));
+            xd[t] = _mm256_broadcast_ss((const float *)(g + 256) + (b & 7));
+            xsum[t] = _mm256_set1_epi32(s);        /* 8 lanes x Σx = 8·Σx */
+        }
+#pragma GCC unroll 4
+        for (r = 0; r < R; r++) {
+            const pio_block_q4_0 *blk = (const pio_block_q4_0 *)(w + (size_t)r * ws) + b;
+            __m128i q = _mm_loadu_si128((const __m128i *)blk->qs);
+            prefetch_next(pf && !(b & 1), blk, (size_t)R * ws, 1);
+            __m256i wq = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), m4);
+            __m256 dw = _mm256_set1_ps(f16(blk->d));
+#pragma GCC unroll 2
+            for (t = 0; t < T; t++) {
+                __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(wq, xq[t]), ones);
+                p = _mm256_sub_epi32(p, xsum[t]);
+                acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(dw, xd[t]), acc[r][t]);
+            }
+        }
+    }
+    store_tile(R, T, acc, no_extra, y, ldy, accumulate);
+}
+
+/* ---- Q4_K / Q6_K ----------------------------------------------------------------- */
+
+/*
+ * Q4_K scales[12] -> u[0..1]: the 8 6-bit scales as bytes, u[2..3]: the 8
+ * mins (GGML's utmp unpacking of get_scale_min_k4).
+ */
+AI void q4k_unpack(const uint8_t *scales, uint32_t u[4])
+{
+    const uint32_t m1 = 0x3f3f3f3f, m2 = 0x0f0f0f0f, m3 = 0x03030303;
+    uint32_t aux;
+    memcpy(u, scales, 12);
+    u[3] = ((u[2] >> 4) & m2) | (((u[1] >> 6) & m3) << 4);
+    aux = u[1] & m1;
+    u[1] = (u[2] & m2) | (((u[0] >> 6) & m3) << 4);
+    u[2] = aux;
+    u[0] &= m1;
+}
+
+/* pshufb controls: bytes (2j, 2j+1) of each 128-bit lane repeated: set1_epi16(lane16[j]) */
+#define BCAST16(j) _mm256_set1_epi16((short)(((2 * (j) + 1) << 8) | (2 * (j))))
+
+AI void q4_K_micro(int R, int T, int64_t k, const uint8_t *w, size_t ws, const uint8_t *x,
+                   size_t xs, float *y, size_t ldy, bool accumulate, bool pf)
+{
+    const __m256i m4 = _mm256_set1_epi8(15);
+    const int64_t nb = k / PIO_QK_K;
+    __m256 acc[4][2];
+    int64_t i;
+    int r, t, j;
+
+#pragma GCC unroll 4
+    for (r = 0; r < R; r++)
+#pragma GCC unroll 2
+        for (t = 0; t < T; t++)
+            acc[r][t] = _mm256_setzero_ps();
+    for (i = 0; i < nb; i++) {
+        const pio_block_q4_K *wb[4];
+        const pio_block_q8_K *xb[2];
+        __m256i scv[4][8], ai[4][2];
+        __m128i mins[4], bs8[2];
+        float dw[4], dmw[4];
+#pragma GCC unroll 4
+        for (r = 0; r < R; r++) {
+            uint32_t u[4];
+            __m256i ms, sc;
+            wb[r] = (const pio_block_q4_K *)(w + (size_t)r * ws) + i;
+            prefetch_next(pf, wb[r], (size_t)R * ws, 3);
+            q4k_unpack(wb[r]->scales, u);
+            ms = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)u));  /* 8 scales | 8 mins */
+            mins[r] = _mm256_extracti128_si256(ms, 1);
+            sc = _mm256_permute2x128_si256(ms, ms, 0x00);
+#pragma GCC unroll 8
+            for (j = 0; j < 8; j++)
+                scv[r][j] = _mm256_shuffle_epi8(sc, BCAST16(j));
+            dw[r] = f16(wb[r]->d);
+            dmw[r] = f16(wb[r]->dmin);
+        }
+#pragma GCC unroll 2
+        for (t = 0; t < T; t++) {
+            xb[t] = (const pio_block_q8_K *)(x + (size_t)t * xs) + i;
+            bs8[t] = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)xb[t]->bsums),
+                                    _mm_loadu_si128((const __m128i *)xb[t]->bsums + 1));
+#pragma GCC unroll 4
+            for (r = 0; r < R; r++)
+                ai[r][t] = _mm256_setzero_si256();
+        }
+#pragma GCC unroll 8
+        for (j = 0; j < 8; j++) {           /* sub-block j: nibbles j&1 of qs[32*(j/2)..] */
+            __m256i wq[4];
+#pragma GCC unroll 4
+            for (r = 0; r < R; r++) {
+                __m256i q = _mm256_loadu_si256((const __m256i *)(wb[r]->qs + 32 * (j >> 1)));
+                wq[r] = _mm256_and_si256(j & 1 ? _mm256_srli_epi16(q, 4) : q, m4);
+            }
+#pragma GCC unroll 2
+            for (t = 0; t < T; t++) {
+                __m256i xv = _mm256_loadu_si256((const __m256i *)(xb[t]->qs + 32 * j));
+#pragma GCC unroll 4
+                for (r = 0; r < R; r++)
+                    ai[r][t] = _mm256_add_epi32(ai[r][t],
+                        _mm256_madd_epi16(_mm256_maddubs_epi16(wq[r], xv), scv[r][j]));
+            }
+        }
+#pragma GCC unroll 2
+        for (t = 0; t < T; t++) {
+#pragma GCC unroll 4
+            for (r = 0; r < R; r++) {
+                __m256 fm = _mm256_cvtepi32_ps(_mm256_zextsi128_si256(_mm_madd_epi16(mins[r], bs8[t])));
+                acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ai[r][t]),
+                                            _mm256_set1_ps(dw[r] * xb[t]->d), acc[r][t]);
+                acc[r][t] = _mm256_fnmadd_ps(fm, _mm256_set1_ps(dmw[r] * xb[t]->d), acc[r][t]);
+            }
+        }
+    }
+    store_tile(R, T, acc, no_extra, y, ldy, accumulate);
+}
+
+/*
+ * Q6_K scale vectors of chunk c (0..7 = 32 values): i16 lanes 0-7 = scale 2c,
+ * lanes 8-15 = scale 2c+1. From the 16 scales as i16 [0..7 | 8..15]: the
+ * 128-bit half c/4 broadcast to both lanes, then a pshufb per chunk.
+ */
+AI __m256i q6k_chunk_scale(__m256i half_bcast, int c)
+{
+    int e = 2 * (c & 3);
+    __m256i ctl = _mm256_setr_epi8(
+        2 * e, 2 * e + 1, 2 * e, 2 * e + 1, 2 * e, 2 * e + 1, 2 * e, 2 * e + 1,
+        2 * e, 2 * e + 1, 2 * e, 2 * e + 1, 2 * e, 2 * e + 1, 2 * e, 2 * e + 1,
+        2 * e + 2, 2 * e + 3, 2 * e + 2, 2 * e + 3, 2 * e + 2, 2 * e + 3, 2 * e + 2, 2 * e + 3,
+        2 * e + 2, 2 * e + 3, 2 * e + 2, 2 * e + 3, 2 * e + 2, 2 * e + 3, 2 * e + 2, 2 * e + 3);
+    return _mm256_shuffle_epi8(half_bcast, ctl);
+}
+
+AI void q6_K_micro(int R, int T, int64_t k, const uint8_t *w, size_t ws, const uint8_t *x,
+                   size_t xs, float *y, size_t ldy, bool accumulate, bool pf)
+{
+    const __m256i m4 = _mm256_set1_epi8(15), m2 = _mm256_set1_epi8(3);
+    const int64_t nb = k / PIO_QK_K;
+    __m256 acc[4][2];
+    int64_t i;
+    int r, t, h, c;
+
+#pragma GCC unroll 4
+    for (r = 0; r < R; r++)
+#pragma GCC unroll 2
+        for (t = 0; t < T; t++)
+            acc[r][t] = _mm256_setzero_ps();
+    for (i = 0; i < nb; i++) {
+        const pio_block_q6_K *wb[4];
+        const pio_block_q8_K *xb[2];
+        __m256i scv[4][8], sc16[4], ai[4][2];
+        float dw[4];
+#pragma GCC unroll 4
+        for (r = 0; r < R; r++) {
+            __m256i lo, hi;
+            wb[r] = (const pio_block_q6_K *)(w + (size_t)r * ws) + i;
+            prefetch_next(pf, wb[r], (size_t)R * ws, 4);
+            sc16[r] = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)wb[r]->scales));
+            lo = _mm256_permute2x128_si256(sc16[r], sc16[r], 0x00);
+            hi = _mm256_permute2x128_si256(sc16[r], sc16[r], 0x11);
+#pragma GCC unroll 8
+            for (c = 0; c < 8; c++)
+                scv[r][c] = q6k_chunk_scale(c < 4 ? lo : hi, c);
+            dw[r] = f16(wb[r]->d);
+        }
+#pragma GCC unroll 2
+        for (t = 0; t < T; t++) {
+            __m256i bs;
+            xb[t] = (const pio_block_q8_K *)(x + (size_t)t * xs) + i;
+            bs = _mm256_loadu_si256((const __m256i *)xb[t]->bsums);
+#pragma GCC unroll 4
+            for (r = 0; r < R; r++)          /* -32·Σ sc_j·bsum_j: the q-32 offset */
+                ai[r][t] = _mm256_sub_epi32(_mm256_setzero_si256(),
+                                            _mm256_slli_epi32(_mm256_madd_epi16(sc16[r], bs), 5));
+        }
+        for (h = 0; h < 2; h++) {
+            for (c = 0; c < 4; c++) {
+                __m256i wq[4];
+#pragma GCC unroll 4
+                for (r = 0; r < R; r++) {
+                    __m256i lo = _mm256_loadu_si256((const __m256i *)(wb[r]->ql + 64 * h + 32 * (c & 1)));
+                    __m256i hi = _mm256_loadu_si256((const __m256i *)(wb[r]->qh + 32 * h));
+                    lo = _mm256_and_si256(_mm256_srli_epi16(lo, 4 * (c >> 1)), m4);
+                    hi = _mm256_and_si256(_mm256_srli_epi16(hi, 2 * c), m2);
+                    wq[r] = _mm256_or_si256(lo, _mm256_slli_epi16(hi, 4));
+                }
+#pragma GCC unroll 2
+                for (t = 0; t < T; t++) {
+                    __m256i xv = _mm256_loadu_si256((const __m256i *)(xb[t]->qs + 128 * h + 32 * c));
+#pragma GCC unroll 4
+                    for (r = 0; r < R; r++)
+                        ai[r][t] = _mm256_add_epi32(ai[r][t],
+                            _mm256_madd_epi16(_mm256_maddubs_epi16(wq[r], xv), scv[r][4 * h + c]));
+                }
+            }
+        }
+#pragma GCC unroll 2
+        for (t = 0; t < T; t++)
+#pragma GCC unroll 4
+            for (r = 0; r < R; r++)
+                acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ai[r][t]),
+                                            _mm256_set1_ps(dw[r] * xb[t]->d), acc[r][t]);
+    }
+    store_tile(R, T, acc, no_extra, y, ldy, accumulate);
+}
+
+#define Q_MICRO(R, T, r, t, fn) MICRO_CALL(fn, R, T, r, t)
+static void tile_q8_0_avx2(TILE_ARGS) { TILE_WALK_PF(Q_MICRO, q8_0_micro); }
+static void tile_q4_0_avx2(TILE_ARGS) { TILE_WALK_PF(Q_MICRO, q4_0_micro); }
+static void tile_q4_K_avx2(TILE_ARGS) { TILE_WALK_PF(Q_MICRO, q4_K_micro); }
+static void tile_q6_K_avx2(TILE_ARGS) { TILE_WALK_PF(Q_MICRO, q6_K_micro); }
+
+/* ---- prefill: packed Q8_0 / Q4_0 panels --------------------------------------------- */
+
+/*
+ * Panel layout, per group of 8 rows (the last one zero-padded) and block b
+ * of 32 columns, 288 bytes:
+ *   q[8][8][4]: chunk c, row i, bytes 4c..4c+3 of the row's block
+ *               (Q8_0: the signed quants; Q4_0: the nibbles 0..15);
+ *   f32 d[8]:   the rows' block scales (0 for padding rows).
+ * Broadcasting 4 activation bytes against a chunk gives 8 rows' partial dot
+ * products per instruction pair: Q4_0 sums maddubs in int16 over the whole
+ * block (8 x 2·15·127 < 2^15) and widens once; Q8_0 needs the sign trick and
+ * widens per chunk (2·127·127 leaves no headroom).
+ */
+#define PK2_BLOCK 288
+
+static size_t pack_size_q_avx2(int nr, int64_t k)
+{
+    return (size_t)((nr + 7) / 8) * (size_t)(k / 32) * PK2_BLOCK;
+}
+
+AI void pack_q_avx2(bool q4, void *dst, const void *w, size_t ws, int nr, int64_t k)
+{
+    const int64_t nb = k / 32;
+    const size_t bsz = q4 ? sizeof(pio_block_q4_0) : sizeof(pio_block_q8_0);
+    int ng = (nr + 7) / 8, g, i, c, j;
+    int64_t b;
+    for (g = 0; g < ng; g++) {
+        for (b = 0; b < nb; b++) {
+            uint8_t *o = (uint8_t *)dst + ((size_t)g * (size_t)nb + (size_t)b) * PK2_BLOCK;
+            float d[8];
+            for (i = 0; i < 8; i++) {
+                int r = 8 * g + i;
+                uint8_t e[32];
+                if (r < nr) {
+                    const uint8_t *blk = (const uint8_t *)w + (size_t)r * ws + (size_t)b * bsz;
+                    uint16_t h;
+                    memcpy(&h, blk, 2);
+                    d[i] = f16(h);
+                    if (q4) {
+                        for (j = 0; j < 16; j++) {
+                            e[j] = blk[2 + j] & 15;
+                            e[j + 16] = blk[2 + j] >> 4;
+                        }
+                    } else {
+                        memcpy(e, blk + 2, 32);
+                    }
+                } else {
+                    d[i] = 0.0f;
+                    memset(e, 0, sizeof e);
+                }
+                for (c = 0; c < 8; c++)
+                    memcpy(o + 32 * c + 4 * i, e + 4 * c, 4);
+            }
+            memcpy(o + 256, d, sizeof d);
+        }
+    }
+}
+
+static void pack_q8_0_avx2(void *dst, const void *w, size_t ws, int nr, int64_t k) { pack_q_avx2(false, dst, w, ws, nr, k); }
+static void pack_q4_0_avx2(void *dst, const void *w, size_t ws, int nr, int64_t k) { pack_q_avx2(true, dst, w, ws, nr, k); }
+
+/* G groups of 8 packed rows (G <= 2, `rows` valid) x T tokens (T <= 2). */
+AI void packed_micro(bool q4, int G, int T, int64_t k, const uint8_t *pk, size_t gstride, int rows,
+                     const uint8_t *x, size_t xs, float *y, size_t ldy, bool accumulate)
+{
+    const __m256i ones = _mm256_set1_epi16(1);
+    const int64_t nb = k / 32;
+    __m256 accf[2][2];
+    int64_t b;
+    int gi, t, c;
+
+#pragma GCC unroll 2
+    for (gi = 0; gi < G; gi++)
+#pragma GCC unroll 2
+        for (t = 0; t < T; t++)
+            accf[gi][t] = _mm256_setzero_ps();
+    for (b = 0; b < nb; b++) {
+        const uint8_t *xg[2];
+        const uint8_t *pb = pk + (size_t)b * PK2_BLOCK;
+        __m256i ai[2][2];
+        int j = (int)(b & 7);
+#pragma GCC unroll 2
+        for (t = 0; t < T; t++) {
+            xg[t] = x + (size_t)t * xs + (size_t)(b >> 3) * PIO_ACT_Q8_GROUP_BYTES;
+#pragma GCC unroll 2
+            for (gi = 0; gi < G; gi++)
+                ai[gi][t] = _mm256_setzero_si256();
+        }
+#pragma GCC unroll 8
+        for (c = 0; c < 8; c++) {
+            __m256i wv[2], aw[2];
+#pragma GCC unroll 2
+            for (gi = 0; gi < G; gi++) {
+                wv[gi] = _mm256_load_si256((const __m256i *)(pb + (size_t)gi * gstride + 32 * c));
+                aw[gi] = q4 ? wv[gi] : _mm256_sign_epi8(wv[gi], wv[gi]);
+            }
+#pragma GCC unroll 2
+            for (t = 0; t < T; t++) {
+                int32_t q4b;
+                __m256i xb;
+                memcpy(&q4b, xg[t] + 32 * j + 4 * c, 4);
+                xb = _mm256_set1_epi32(q4b);
+#pragma GCC unroll 2
+                for (gi = 0; gi < G; gi++) {
+                    if (q4)            /* int16 sums: widened once per block below */
+                        ai[gi][t] = _mm256_add_epi16(ai[gi][t], _mm256_maddubs_epi16(aw[gi], xb));
+                    else
+                        ai[gi][t] = _mm256_add_epi32(ai[gi][t], _mm256_madd_epi16(
+                            _mm256_maddubs_epi16(aw[gi], _mm256_sign_epi8(xb, wv[gi])), ones));
+                }
+            }
+        }
+#pragma GCC unroll 2
+        for (gi = 0; gi < G; gi++) {
+            __m256 dw = _mm256_load_ps((const float *)(pb + (size_t)gi * gstride + 256));
+#pragma GCC unroll 2
+            for (t = 0; t < T; t++) {
+                __m256i p = ai[gi][t];
+                float dx;
+                memcpy(&dx, xg[t] + 256 + 4 * j, 4);
+                if (q4) {
+                    int32_t sx;
+                    memcpy(&sx, xg[t] + 288 + 4 * j, 4);
+                    p = _mm256_sub_epi32(_mm256_madd_epi16(p, ones), _mm256_set1_epi32(8 * sx));
+                }
+                accf[gi][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(dw, _mm256_set1_ps(dx)),
+                                              accf[gi][t]);
+            }
+        }
+    }
+#pragma GCC unroll 2
+    for (gi = 0; gi < G; gi++) {
+        int valid = rows - 8 * gi;
+        __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(valid), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+#pragma GCC unroll 2
+        for (t = 0; t < T; t++) {
+            float *yt = y + (size_t)t * ldy + 8 * gi;
+            __m256 v = accf[gi][t];
+            if (accumulate)
+                v = _mm256_add_ps(v, _mm256_maskload_ps(yt, m));
+            _mm256_maskstore_ps(yt, m, v);
+        }
+    }
+}
+
+#define PACKED_CALL(q4, G, T, g, t, rows)                                                  \
+    packed_micro(q4, G, T, k, (const uint8_t *)w + (size_t)(g) * gstride, gstride, rows,  \
+                 (const uint8_t *)x + (size_t)(t) * x_stride, x_stride,                   \
+                 y + (size_t)(t) * ldy + (size_t)(g) * 8, ldy, accumulate)
+
+#define PACKED_TOKENS(q4, G, g, rows)                                                      \
+    do {                                                                                   \
+        int t_;                                                                            \
+        for (t_ = 0; t_ + 2 <= nt; t_ += 2)                                                \
+            PACKED_CALL(q4, G, 2, g, t_, rows);                                            \
+        if (t_ < nt)                                                                       \
+            PACKED_CALL(q4, G, 1, g, t_, rows);                                            \
+    } while (0)
+
+/* w: a panel from pack_q_avx2 (w_stride unused); 16 rows x 2 tokens per micro-kernel. */
+AI void tile_packed_q(bool q4, TILE_ARGS)
+{
+    const size_t gstride = (size_t)(k / 32) * PK2_BLOCK;
+    int ng = (nr + 7) / 8, g;
+    (void)w_stride;
+    for (g = 0; g + 2 <= ng; g += 2) {
+        int rows = nr - 8 * g < 16 ? nr - 8 * g : 16;
+        PACKED_TOKENS(q4, 2, g, rows);
+    }
+    if (g < ng)
+        PACKED_TOKENS(q4, 1, g, nr - 8 * g);
+}
+
+static void tile_packed_q8_0_avx2(TILE_ARGS) { tile_packed_q(false, k, nr, nt, w, w_stride, x, x_stride, y, ldy, accumulate); }
+static void tile_packed_q4_0_avx2(TILE_ARGS) { tile_packed_q(true, k, nr, nt, w, w_stride, x, x_stride, y, ldy, accumulate); }
+
+void pio_kernels_init_avx2(pio_kernels *kt)
+{
+    kt->pack_size[PIO_DTYPE_Q8_0] = pack_size_q_avx2;
+    kt->pack[PIO_DTYPE_Q8_0] = pack_q8_0_avx2;
+    kt->tile_packed[PIO_DTYPE_Q8_0] = tile_packed_q8_0_avx2;
+    kt->pack_size[PIO_DTYPE_Q4_0] = pack_size_q_avx2;
+    kt->pack[PIO_DTYPE_Q4_0] = pack_q4_0_avx2;
+    kt->tile_packed[PIO_DTYPE_Q4_0] = tile_packed_q4_0_avx2;
+    kt->tile[PIO_DTYPE_F32] = tile_f32_avx2;
+    kt->tile[PIO_DTYPE_F16] = tile_f16_avx2;
+    kt->tile[PIO_DTYPE_BF16] = tile_bf16_avx2;
+    kt->tile[PIO_DTYPE_Q8_0] = tile_q8_0_avx2;
+    kt->tile[PIO_DTYPE_Q4_0] = tile_q4_0_avx2;
+    kt->tile[PIO_DTYPE_Q4_K] = tile_q4_K_avx2;
+    kt->tile[PIO_DTYPE_Q6_K] = tile_q6_K_avx2;
+    kt->quantize_q8 = quantize_q8_avx2;
+    kt->to_f32 = to_f32_avx2;
+}

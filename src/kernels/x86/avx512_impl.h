@@ -1,0 +1,921 @@
+/*
+ * avx512_impl.h - AVX-512 (F/BW/VL/DQ) tile kernels, compiled twice:
+ * by avx512.c with PIO_VNNI 0 and by avx512vnni.c with PIO_VNNI 1
+ * (-mavx512vnni). Only the int8 inner products differ:
+ *
+ *                 PIO_VNNI 0                         PIO_VNNI 1
+ *   Q8_0   maddubs(|w|, ±x) + madd          vpdpbusd(-128·Σx, w^0x80, x)
+ *   Q4_0   maddubs(q, x) + madd - 8·Σx      vpdpbusd(-8·Σx, q, x)
+ *   Q4_K/  maddubs(q, x), madd by scale,    maddubs(q, x), vpdpwssd by scale
+ *   Q6_K   add
+ *
+ * A zmm holds two Q8_0/Q4_0 blocks (scales spread over 8 lanes each) or 64
+ * values of a K-quant super-block. Micro-kernels are R rows x T tokens with
+ * R <= 4, T <= 4 (16 accumulators of 32 registers). Every function here is
+ * static; the file defines one pio_kernels_init_<PIO_ISA_NAME>().
+ */
+#include "kernels/dispatch.h"
+
+#include <immintrin.h>
+#include <string.h>
+
+#define AI static inline __attribute__((always_inline))
+
+/* ---- helpers ---------------------------------------------------------------- */
+
+AI __m256 fold8(__m512 v)
+{
+    return _mm256_add_ps(_mm512_castps512_ps256(v),
+                         _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+}
+
+AI float hsum16(__m512 v)
+{
+    __m256 a = fold8(v);
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* [Σa, Σb, Σc, Σd] */
+AI __m128 hsum16x4(__m512 a, __m512 b, __m512 c, __m512 d)
+{
+    __m256 ab = _mm256_hadd_ps(fold8(a), fold8(b)), cd = _mm256_hadd_ps(fold8(c), fold8(d));
+    __m256 abcd = _mm256_hadd_ps(ab, cd);
+    return _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps(abcd, 1));
+}
+
+/* Write acc[r][t] (+ extra[t][r]) to y[t*ldy + r] for r < R, t < T. */
+AI void store_tile(int R, int T, __m512 acc[4][4], const float extra[4][4], float *y, size_t ldy,
+                   bool accumulate)
+{
+    int r, t;
+#pragma GCC unroll 4
+    for (t = 0; t < T; t++) {
+        float *yt = y + (size_t)t * ldy;
+        if (R == 4) {
+            __m128 v = hsum16x4(acc[0][t], acc[1][t], acc[2][t], acc[3][t]);
+            v = _mm_add_ps(v, _mm_loadu_ps(extra[t]));
+            if (accumulate)
+                v = _mm_add_ps(v, _mm_loadu_ps(yt));
+            _mm_storeu_ps(yt, v);
+        } else {
+#pragma GCC unroll 4
+            for (r = 0; r < R; r++) {
+                float v = hsum16(acc[r][t]) + extra[t][r];
+                yt[r] = accumulate ? yt[r] + v : v;
+            }
+        }
+    }
+}
+
+static const float no_extra[4][4];
+
+AI void zero_acc(int R, int T, __m512 acc[4][4])
+{
+    int r, t;
+#pragma GCC unroll 4
+    for (r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (t = 0; t < T; t++)
+            acc[r][t] = _mm512_setzero_ps();
+}
+
+#define TILE_ARGS int64_t k, int nr, int nt, const void *w, size_t w_stride, const void *x, \
+                  size_t x_stride, float *y, size_t ldy, bool accumulate
+
+#define MICRO_CALL(fn, R, T, r, t)                                                         \
+    fn(R, T, k, (const uint8_t *)w + (size_t)(r) * w_stride, w_stride,                     \
+       (const uint8_t *)x + (size_t)(t) * x_stride, x_stride,                              \
+       y + (size_t)(t) * ldy + (size_t)(r), ldy, accumulate, pf)
+
+/* Row groups of 4 then single rows; token groups of 4 then the 3/2/1 rest. */
+#define TILE_ROWS(R, r, fn)                                                                \
+    do {                                                                                   \
+        int t_;                                                                            \
+        for (t_ = 0; t_ + 4 <= nt; t_ += 4)                                                \
+            MICRO_CALL(fn, R, 4, r, t_);                                                   \
+        switch (nt - t_) {                                                                 \
+        case 3: MICRO_CALL(fn, R, 3, r, t_); break;                                        \
+        case 2: MICRO_CALL(fn, R, 2, r, t_); break;                                        \
+        case 1: MICRO_CALL(fn, R, 1, r, t_); break;                                        \
+        default: break;                                                                    \
+        }                                                                                  \
+    } while (0)
+
+#define TILE_WALK(fn)                                                                      \
+    do {                                                                                   \
+        int r_ = 0;                                                                        \
+        for (; r_ + 4 <= nr; r_ += 4)                                                      \
+            TILE_ROWS(4, r_, fn);                                                          \
+        for (; r_ < nr; r_++)                                                              \
+            TILE_ROWS(1, r_, fn);                                                          \
+    } while (0)
+
+/*
+ * Decode (few tokens) streams W from memory: pf = true adds a software
+ * prefetch of the same blocks R rows ahead (the next row group), which keeps
+ * enough reads in flight when rows are short (k = 2560 is ~1.4-2.7 KB).
+ */
+#define PF_TOKENS 4
+#define TILE_WALK_PF(fn)                                                                   \
+    do {                                                                                   \
+        if (nt <= PF_TOKENS) {                                                             \
+            const bool pf = true;                                                          \
+            TILE_WALK(fn);                                                                 \
+        } else {                                                                           \
+            const bool pf = false;                                                         \
+            TILE_WALK(fn);                                                                 \
+        }                                                                                  \
+    } while (0)
+
+AI void prefetch_next(bool pf, const void *p, size_t ahead, int lines)
+{
+    int i;
+    if (!pf)
+        return;
+    for (i = 0; i < lines; i++)
+        _mm_prefetch((const char *)p + ahead + 64 * (size_t)i, _MM_HINT_T1);
+}
+
+/* ---- float weights -------------------------------------------------------------- */
+
+AI __m512 load_w16(pio_dtype dt, const uint8_t *p, __mmask16 m)
+{
+    if (dt == PIO_DTYPE_F32)
+        return _mm512_maskz_loadu_ps(m, p);
+    if (dt == PIO_DTYPE_F16)
+        return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p)), 16));
+}
+
+AI void float_micro(pio_dtype dt, int R, int T, int64_t k, const uint8_t *w, size_t ws,
+                    const uint8_t *x, size_t xs, float *y, size_t ldy, bool accumulate, bool pf)
+{
+    const size_t esz = dt == PIO_DTYPE_F32 ? 4 : 2;
+    __m512 acc[4][4];
+    int64_t i;
+    int r, t;
+
+    zero_acc(R, T, acc);
+    for (i = 0; i < k; i += 16) {
+        __mmask16 m = k - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (k - i)) - 1);
+        __m512 xv[4];
+#pragma GCC unroll 4
+        for (t = 0; t < T; t++)
+            xv[t] = _mm512_maskz_loadu_ps(m, (const float *)(x + (size_t)t * xs) + i);
+#pragma GCC unroll 4
+        for (r = 0; r < R; r++) {
+            __m512 wv = load_w16(dt, w + (size_t)r * ws + (size_t)i * esz, m);
+            prefetch_next(pf && (esz == 4 || !(i & 31)), w + (size_t)r * ws + (size_t)i * esz,
+                          (size_t)R * ws, 1);
+#pragma GCC unroll 4
+            for (t = 0; t < T; t++)
+                acc[r][t] = _mm512_fmadd_ps(wv, xv[t], acc[r][t]);
+        }
+    }
+    store_tile(R, T, acc, no_extra, y, ldy, accumulate);
+}
+
+#define FLOAT_TILE(dt, DT)                                                                  \
+    AI void float_micro_##dt(int R, int T, int64_t k, const uint8_t *w, size_t ws,         \
+                             const uint8_t *x, size_t xs, float *y, size_t ldy, bool acc,  \
+                             bool pf)                                                      \
+    {                                                                                      \
+        float_micro(DT, R, T, k, w, ws, x, xs, y, ldy, acc, pf);                           \
+    }                                                                                      \
+    static void tile_##dt(TILE_ARGS) { TILE_WALK_PF(float_micro_##dt); }
+
+FLOAT_TILE(f32, PIO_DTYPE_F32)
+FLOAT_TILE(f16, PIO_DTYPE_F16)
+FLOAT_TILE(bf16, PIO_DTYPE_BF16)
+
+/* ---- Q8_0 / Q4_0: two blocks per zmm ----------------------------------------------- */
+
+/* lanes 0..7 <- element 0, lanes 8..15 <- element 1 */
+#define SPREAD2 _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1)
+
+/* Activation blocks b (and b+1 when two) of a PIO_ACT_Q8 row: quants, d, Σq. */
+AI void act_pair(const uint8_t *row, int64_t b, bool two, __m512i *q, __m512 *d, __m512i *s)
+{
+    const uint8_t *g = row + (size_t)(b >> 3) * PIO_ACT_Q8_GROUP_BYTES;
+    int j = (int)(b & 7);
+    __m128i dd, ss;
+    if (two) {
+        *q = _mm512_loadu_si512((const void *)(g + 32 * j));
+        dd = _mm_loadl_epi64((const __m128i *)(g + 256 + 4 * j));
+        ss = _mm_loadl_epi64((const __m128i *)(g + 288 + 4 * j));
+    } else {
+        int32_t d0, s0;
+        memcpy(&d0, g + 256 + 4 * j, 4);
+        memcpy(&s0, g + 288 + 4 * j, 4);
+        *q = _mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i *)(g + 32 * j)));
+        dd = _mm_cvtsi32_si128(d0);
+        ss = _mm_cvtsi32_si128(s0);
+    }
+    *d = _mm512_permutexvar_ps(SPREAD2, _mm512_castps128_ps512(_mm_castsi128_ps(dd)));
+    *s = _mm512_permutexvar_epi32(SPREAD2, _mm512_castsi128_si512(ss));
+}
+
+/* f16 scales of weight blocks blk[0] (and blk[1]) spread over 8 lanes each. */
+#define BLK_SCALES(blk, stride, two) scales_pair((const uint8_t *)(blk), stride, two)
+AI __m512 scales_pair(const uint8_t *blk, size_t bstride, bool two)
+{
+    uint16_t d0, d1 = 0;
+    memcpy(&d0, blk, 2);
+    if (two)
+        memcpy(&d1, blk + bstride, 2);
+    return _mm512_permutexvar_ps(SPREAD2, _mm512_castps128_ps512(
+        _mm_cvtph_ps(_mm_cvtsi32_si128((int)((uint32_t)d0 | ((uint32_t)d1 << 16))))));
+}
+
+AI void q8_0_step(int R, int T, bool two, const uint8_t *w, size_t ws, const uint8_t *x, size_t xs,
+                  int64_t b, __m512 acc[4][4], bool pf)
+{
+    __m512i xq[4], xc[4];
+    __m512 xd[4];
+    int r, t;
+#pragma GCC unroll 4
+    for (t = 0; t < T; t++) {
+        __m512i s;
+        act_pair(x + (size_t)t * xs, b, two, &xq[t], &xd[t], &s);
+        /* VNNI: w+128 is unsigned, Σ(w+128)x = Σwx + 128Σx; 8 lanes x -16Σx */
+        xc[t] = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(s, 4));
+    }
+#pragma GCC unroll 4
+    for (r = 0; r < R; r++) {
+        const pio_block_q8_0 *blk = (const pio_block_q8_0 *)(w + (size_t)r * ws) + b;
+        __m512i wq = two ? _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)blk[0].qs)),
+                                              _mm256_loadu_si256((const __m256i *)blk[1].qs), 1)
+                         : _mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i *)blk[0].qs));
+        __m512 dw = BLK_SCALES(blk, sizeof *blk, two);
+        prefetch_next(pf, blk, (size_t)R * ws, 2);
+#if PIO_VNNI
+        __m512i wu = _mm512_xor_si512(wq, _mm512_set1_epi8((char)0x80));
+#pragma GCC unroll 4
+        for (t = 0; t < T; t++) {
+            __m512i p = _mm512_dpbusd_epi32(xc[t], wu, xq[t]);
+            acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(dw, xd[t]), acc[r][t]);
+        }
+#else
+        __m512i aw = _mm512_abs_epi8(wq);
+        __mmask64 neg = _mm512_movepi8_mask(wq);
+        (void)xc;
+#pragma GCC unroll 4
+        for (t = 0; t < T; t++) {
+            __m512i sx = _mm512_mask_sub_epi8(xq[t], neg, _mm512_setzero_si512(), xq[t]);
+            __m512i p = _mm512_madd_epi16(_mm512_maddubs_epi16(aw, sx), _mm512_set1_epi16(1));
+            acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(dw, xd[t]), acc[r][t]);
+        }
+#endif
+    }
+}
+
+AI void q4_0_step(int R, int T, bool two, const uint8_t *w, size_t ws, const uint8_t *x, size_t xs,
+                  int64_t b, __m512 acc[4][4], bool pf)
+{
+    const __m512i m4 = _mm512_set1_epi8(15);
+    __m512i xq[4], xc[4];
+    __m512 xd[4];
+    int r, t;
+#pragma GCC unroll 4
+    for (t = 0; t < T; t++) {
+        __m512i s;
+        act_pair(x + (size_t)t * xs, b, two, &xq[t], &xd[t], &s);
+        xc[t] = _mm512_sub_epi32(_mm512_setzero_si512(), s);     /* 8 lanes x -Σx = -8Σx */
+    }
+#pragma GCC unroll 4
+    for (r = 0; r < R; r++) {
+        const pio_block_q4_0 *blk = (const pio_block_q4_0 *)(w + (size_t)r * ws) + b;
+        __m128i q0 = _mm_loadu_si128((const __m128i *)blk[0].qs);
+        __m256i q = two ? _mm256_set_m128i(_mm_loadu_si128((const __m128i *)blk[1].qs), q0)
+                        : _mm256_zextsi128_si256(q0);
+        /* [b0 lo | b1 lo | b0 hi | b1 hi] -> [b0 lo | b0 hi | b1 lo | b1 hi] */
+        __m512i z = _mm512_and_si512(_mm512_inserti64x4(_mm512_castsi256_si512(q), _mm256_srli_epi16(q, 4), 1), m4);
+        __m512i wq = _mm512_shuffle_i64x2(z, z, _MM_SHUFFLE(3, 1, 2, 0));
+        __m512 dw = BLK_SCALES(blk, sizeof *blk, two);
+        prefetch_next(pf, blk, (size_t)R * ws, 1);
+#pragma GCC unroll 4
+        for (t = 0; t < T; t++) {
+#if PIO_VNNI
+            __m512i p = _mm512_dpbusd_epi32(xc[t], wq, xq[t]);
+#else
+            __m512i p = _mm512_add_epi32(xc[t], _mm512_madd_epi16(_mm512_maddubs_epi16(wq, xq[t]),
+                                                                   _mm512_set1_epi16(1)));
+#endif
+            acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(dw, xd[t]), acc[r][t]);
+        }
+    }
+}
+
+#define PAIR_MICRO(name, step)                                                              \
+    AI void name(int R, int T, int64_t k, const uint8_t *w, size_t ws, const uint8_t *x,     \
+                 size_t xs, float *y, size_t ldy, bool accumulate, bool pf)                  \
+    {                                                                                        \
+        const int64_t nb = k / 32;                                                           \
+        __m512 acc[4][4];                                                                    \
+        int64_t b;                                                                           \
+        zero_acc(R, T, acc);                                                                 \
+        for (b = 0; b + 2 <= nb; b += 2)                                                     \
+            step(R, T, true, w, ws, x, xs, b, acc, pf);                                      \
+        if (b < nb)                                                                          \
+            step(R, T, false, w, ws, x, xs, b, acc, pf);                                     \
+        store_tile(R, T, acc, no_extra, y, ldy, accumulate);                                 \
+    }
+
+PAIR_MICRO(q8_0_micro, q8_0_step)
+PAIR_MICRO(q4_0_micro, q4_0_step)
+static void tile_q8_0(TILE_ARGS) { TILE_WALK_PF(q8_0_micro); }
+static void tile_q4_0(TILE_ARGS) { TILE_WALK_PF(q4_0_micro); }
+
+/* ---- Q4_K / Q6_K -------------------------------------------------------------------- */
+
+/* acc += p · scale per i16 pair, in int32 */
+AI __m512i dot_scaled(__m512i acc, __m512i p, __m512i scale)
+{
+#if PIO_VNNI
+    return _mm512_dpwssd_epi32(acc, p, scale);
+#else
+    return _mm512_add_epi32(acc, _mm512_madd_epi16(p, scale));
+#endif
+}
+
+/* Q4_K scales[12] -> u[0..1]: 8 scales as bytes, u[2..3]: 8 mins (GGML's utmp). */
+AI void q4k_unpack(const uint8_t *scales, uint32_t u[4])
+{
+    const uint32_t m1 = 0x3f3f3f3f, m2 = 0x0f0f0f0f, m3 = 0x03030303;
+    uint32_t aux;
+    memcpy(u, scales, 12);
+    u[3] = ((u[2] >> 4) & m2) | (((u[1] >> 6) & m3) << 4);
+    aux = u[1] & m1;
+    u[1] = (u[2] & m2) | (((u[0] >> 6) & m3) << 4);
+    u[2] = aux;
+    u[0] &= m1;
+}
+
+/* i16 lane i of 64-value chunk jp <- scale 2jp + i/16 */
+static const int16_t q4k_spread[4][32] = {
+#define SPREAD_ROW(j) { 2*j, 2*j, 2*j, 2*j, 2*j, 2*j, 2*j, 2*j, 2*j, 2*j, 2*j, 2*j, 2*j, 2*j, 2*j, 2*j, \
+                        2*j+1, 2*j+1, 2*j+1, 2*j+1, 2*j+1, 2*j+1, 2*j+1, 2*j+1, \
+                        2*j+1, 2*j+1, 2*j+1, 2*j+1, 2*j+1, 2*j+1, 2*j+1, 2*j+1 }
+    SPREAD_ROW(0), SPREAD_ROW(1), SPREAD_ROW(2), SPREAD_ROW(3)
+#undef SPREAD_ROW
+};
+
+AI void q4_K_micro(int R, int T, int64_t k, const uint8_t *w, size_t ws, const uint8_t *x,
+                   size_t xs, float *y, size_t ldy, bool accumulate, bool pf)
+{
+    const __m512i m4 = _mm512_set1_epi8(15);
+    const int64_t nb = k / PIO_QK_K;
+    __m512 acc[4][4];
+    int64_t i;
+    int r, t, jp;
+
+    zero_acc(R, T, acc);
+    for (i = 0; i < nb; i++) {
+        const pio_block_q4_K *wb[4];
+        const pio_block_q8_K *xb[4];
+        __m512i scv[4][4], ai[4][4];
+        __m128i mins[4], bs8[4];
+        float dw[4], dmw[4];
+#pragma GCC unroll 4
+        for (r = 0; r < R; r++) {
+            uint32_t u[4];
+            __m256i ms;
+            int j;
+            wb[r] = (const pio_block_q4_K *)(w + (size_t)r * ws) + i;
+            prefetch_next(pf, wb[r], (size_t)R * ws, 3);
+            q4k_unpack(wb[r]->scales, u);
+            ms = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)u));   /* 8 scales | 8 mins */
+            mins[r] = _mm256_extracti128_si256(ms, 1);
+#pragma GCC unroll 4
+            for (j = 0; j < 4; j++)
+                scv[r][j] = _mm512_permutexvar_epi16(_mm512_loadu_si512((const void *)q4k_spread[j]),
+                                                     _mm512_castsi256_si512(ms));
+            dw[r] = _cvtsh_ss(wb[r]->d);
+            dmw[r] = _cvtsh_ss(wb[r]->dmin);
+        }
+#pragma GCC unroll 4
+        for (t = 0; t < T; t++) {
+            xb[t] = (const pio_block_q8_K *)(x + (size_t)t * xs) + i;
+            bs8[t] = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)xb[t]->bsums),
+                                    _mm_loadu_si128((const __m128i *)xb[t]->bsums + 1));
+#pragma GCC unroll 4
+            for (r = 0; r < R; r++)
+                ai[r][t] = _mm512_setzero_si512();
+        }
+#pragma GCC unroll 4
+        for (jp = 0; jp < 4; jp++) {
+            __m512i wz[4];
+#pragma GCC unroll 4
+            for (r = 0; r < R; r++) {
+                __m256i q = _mm256_loadu_si256((const __m256i *)(wb[r]->qs + 32 * jp));
+                wz[r] = _mm512_and_si512(_mm512_inserti64x4(_mm512_castsi256_si512(q),
+                                                            _mm256_srli_epi16(q, 4), 1), m4);
+            }
+#pragma GCC unroll 4
+            for (t = 0; t < T; t++) {
+                __m512i xv = _mm512_loadu_si512((const void *)(xb[t]->qs + 64 * jp));
+#pragma GCC unroll 4
+                for (r = 0; r < R; r++)
+                    ai[r][t] = dot_scaled(ai[r][t], _mm512_maddubs_epi16(wz[r], xv), scv[r][jp]);
+            }
+        }
+#pragma GCC unroll 4
+        for (t = 0; t < T; t++) {
+#pragma GCC unroll 4
+            for (r = 0; r < R; r++) {
+                __m512 fm = _mm512_cvtepi32_ps(_mm512_zextsi128_si512(_mm_madd_epi16(mins[r], bs8[t])));
+                acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ai[r][t]),
+                                            _mm512_set1_ps(dw[r] * xb[t]->d), acc[r][t]);
+                acc[r][t] = _mm512_fnmadd_ps(fm, _mm512_set1_ps(dmw[r] * xb[t]->d), acc[r][t]);
+            }
+        }
+    }
+    store_tile(R, T, acc, no_extra, y, ldy, accumulate);
+}
+
+/* i16 lane i of pair p <- scale 4p + i/8 */
+static const int16_t q6k_spread[4][32] = {
+#define SPREAD_ROW(p) { 4*p, 4*p, 4*p, 4*p, 4*p, 4*p, 4*p, 4*p, 4*p+1, 4*p+1, 4*p+1, 4*p+1, 4*p+1, 4*p+1, \
+                        4*p+1, 4*p+1, 4*p+2, 4*p+2, 4*p+2, 4*p+2, 4*p+2, 4*p+2, 4*p+2, 4*p+2, 4*p+3, \
+                        4*p+3, 4*p+3, 4*p+3, 4*p+3, 4*p+3, 4*p+3, 4*p+3 }
+    SPREAD_ROW(0), SPREAD_ROW(1), SPREAD_ROW(2), SPREAD_ROW(3)
+#undef SPREAD_ROW
+};
+
+AI void q6_K_micro(int R, int T, int64_t k, const uint8_t *w, size_t ws, const uint8_t *x,
+                   size_t xs, float *y, size_t ldy, bool accumulate, bool pf)
+{
+    const __m512i m4 = _mm512_set1_epi8(15), m2 = _mm512_set1_epi8(3);
+    const int64_t nb = k / PIO_QK_K;
+    __m512 acc[4][4];
+    int64_t i;
+    int r, t, h;
+
+    zero_acc(R, T, acc);
+    for (i = 0; i < nb; i++) {
+        const pio_block_q6_K *wb[4];
+        const pio_block_q8_K *xb[4];
+        __m512i scv[4][4], ai[4][4];
+        __m256i sc16[4];
+        float dw[4];
+#pragma GCC unroll 4
+        for (r = 0; r < R; r++) {
+            __m512i scz;
+            int p;
+            wb[r] = (const pio_block_q6_K *)(w + (size_t)r * ws) + i;
+            prefetch_next(pf, wb[r], (size_t)R * ws, 4);
+            sc16[r] = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)wb[r]->scales));
+            scz = _mm512_castsi256_si512(sc16[r]);
+            /* pair p covers 64 values = 16-value sub-blocks 4p..4p+3, 8 i16 pairs each */
+            for (p = 0; p < 4; p++)
+                scv[r][p] = _mm512_permutexvar_epi16(_mm512_loadu_si512((const void *)q6k_spread[p]), scz);
+            dw[r] = _cvtsh_ss(wb[r]->d);
+        }
+#pragma GCC unroll 4
+        for (t = 0; t < T; t++) {
+            __m256i bs;
+            xb[t] = (const pio_block_q8_K *)(x + (size_t)t * xs) + i;
+            bs = _mm256_loadu_si256((const __m256i *)xb[t]->bsums);
+#pragma GCC unroll 4
+            for (r = 0; r < R; r++)            /* -32·Σ sc_j·bsum_j: the q-32 offset */
+                ai[r][t] = _mm512_zextsi256_si512(_mm256_sub_epi32(
+                    _mm256_setzero_si256(), _mm256_slli_epi32(_mm256_madd_epi16(sc16[r], bs), 5)));
+        }
+        for (h = 0; h < 2; h++) {
+            __m512i wa[4], wbv[4];
+#pragma GCC unroll 4
+            for (r = 0; r < R; r++) {
+                __m512i ql = _mm512_loadu_si512((const void *)(wb[r]->ql + 64 * h));
+                __m256i qh = _mm256_loadu_si256((const __m256i *)(wb[r]->qh + 32 * h));
+                __m512i qhz = _mm512_inserti64x4(_mm512_castsi256_si512(qh), _mm256_srli_epi16(qh, 2), 1);
+                wa[r] = _mm512_or_si512(_mm512_and_si512(ql, m4),
+                                        _mm512_slli_epi16(_mm512_and_si512(qhz, m2), 4));
+                wbv[r] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), m4),
+                                         _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(qhz, 4), m2), 4));
+            }
+#pragma GCC unroll 4
+            for (t = 0; t < T; t++) {
+                __m512i xa = _mm512_loadu_si512((const void *)(xb[t]->qs + 128 * h));
+                __m512i xc = _mm512_loadu_si512((const void *)(xb[t]->qs + 128 * h + 64));
+#pragma GCC unroll 4
+                for (r = 0; r < R; r++) {
+                    ai[r][t] = dot_scaled(ai[r][t], _mm512_maddubs_epi16(wa[r], xa), scv[r][2 * h]);
+                    ai[r][t] = dot_scaled(ai[r][t], _mm512_maddubs_epi16(wbv[r], xc), scv[r][2 * h + 1]);
+                }
+            }
+        }
+#pragma GCC unroll 4
+        for (t = 0; t < T; t++)
+#pragma GCC unroll 4
+            for (r = 0; r < R; r++)
+                acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ai[r][t]),
+                                            _mm512_set1_ps(dw[r] * xb[t]->d), acc[r][t]);
+    }
+    store_tile(R, T, acc, no_extra, y, ldy, accumulate);
+}
+
+static void tile_q4_K(TILE_ARGS) { TILE_WALK_PF(q4_K_micro); }
+static void tile_q6_K(TILE_ARGS) { TILE_WALK_PF(q6_K_micro); }
+
+/* ---- VNNI prefill: packed Q8_0 / Q4_0 panels ------------------------------------------- */
+#if PIO_VNNI
+/*
+ * Panel layout, per group of 16 rows (the last one zero-padded) and block b
+ * of 32 columns, 576 bytes:
+ *   u8 q[8][16][4]: chunk c, row i, bytes 4c..4c+3 of the row's block as
+ *                   unsigned (Q8_0: w+128; Q4_0: the nibble 0..15);
+ *   f32 d[16]:      the rows' block scales (0 for padding rows).
+ * vpdpbusd(acc, q[c], broadcast(x bytes 4c..4c+3)) then gives 16 rows' partial
+ * dot products in one instruction; the +128 / +8 offset is taken out with
+ * Σx, and the block scales are applied as one 16-lane FMA per block.
+ */
+#define PK_BLOCK 576
+
+static size_t pack_size_q(int nr, int64_t k)
+{
+    return (size_t)((nr + 15) / 16) * (size_t)(k / 32) * PK_BLOCK;
+}
+
+AI void pack_q(bool q4, void *dst, const void *w, size_t ws, int nr, int64_t k)
+{
+    const int64_t nb = k / 32;
+    const size_t bsz = q4 ? sizeof(pio_block_q4_0) : sizeof(pio_block_q8_0);
+    int ng = (nr + 15) / 16, g, i, c, j;
+    int64_t b;
+    for (g = 0; g < ng; g++) {
+        for (b = 0; b < nb; b++) {
+            uint8_t *o = (uint8_t *)dst + ((size_t)g * (size_t)nb + (size_t)b) * PK_BLOCK;
+            float d[16];
+            for (i = 0; i < 16; i++) {
+                int r = 16 * g + i;
+                uint8_t e[32];
+                if (r < nr) {
+                    const uint8_t *blk = (const uint8_t *)w + (size_t)r * ws + (size_t)b * bsz;
+                    uint16_t h;
+                    memcpy(&h, blk, 2);
+                    d[i] = _cvtsh_ss(h);
+                    if (q4) {
+                        for (j = 0; j < 16; j++) {
+                            e[j] = blk[2 + j] & 15;
+                            e[j + 16] = blk[2 + j] >> 4;
+                        }
+                    } else {
+                        for (j = 0; j < 32; j++)
+                            e[j] = (uint8_t)(blk[2 + j] ^ 0x80);
+                    }
+                } else {
+                    d[i] = 0.0f;
+                    memset(e, q4 ? 0 : 0x80, sizeof e);
+                }
+                for (c = 0; c < 8; c++)
+                    memcpy(o + 64 * c + 4 * i, e + 4 * c, 4);
+            }
+            memcpy(o + 512, d, sizeof d);
+        }
+    }
+}
+
+static void pack_q8_0(void *dst, const void *w, size_t ws, int nr, int64_t k) { pack_q(false, dst, w, ws, nr, k); }
+static void pack_q4_0(void *dst, const void *w, size_t ws, int nr, int64_t k) { pack_q(true, dst, w, ws, nr, k); }
+
+/*
+ * G groups of 16 packed rows (G <= 2, `rows` of them valid) x T tokens
+ * (T <= 4): y[t*ldy + r] for r < rows.
+ */
+AI void packed_micro(bool q4, int G, int T, int64_t k, const uint8_t *pk, size_t gstride, int rows,
+                     const uint8_t *x, size_t xs, float *y, size_t ldy, bool accumulate)
+{
+    const int64_t nb = k / 32;
+    const int32_t off = q4 ? 8 : 128;
+    __m512 accf[2][4];
+    int64_t b;
+    int gi, t, c;
+
+#pragma GCC unroll 2
+    for (gi = 0; gi < G; gi++)
+#pragma GCC unroll 4
+        for (t = 0; t < T; t++)
+            accf[gi][t] = _mm512_setzero_ps();
+    for (b = 0; b < nb; b++) {
+        const uint8_t *xg[4];
+        const uint8_t *pb = pk + (size_t)b * PK_BLOCK;
+        __m512i ai[2][4];
+        int j = (int)(b & 7);
+#pragma GCC unroll 4
+        for (t = 0; t < T; t++) {
+            int32_t sx;
+            xg[t] = x + (size_t)t * xs + (size_t)(b >> 3) * PIO_ACT_Q8_GROUP_BYTES;
+            memcpy(&sx, xg[t] + 288 + 4 * j, 4);
+#pragma GCC unroll 2
+            for (gi = 0; gi < G; gi++)
+                ai[gi][t] = _mm512_set1_epi32(-off * sx);
+        }
+#pragma GCC unroll 8
+        for (c = 0; c < 8; c++) {
+            __m512i wv[2];
+#pragma GCC unroll 2
+            for (gi = 0; gi < G; gi++)
+                wv[gi] = _mm512_load_si512((const void *)(pb + (size_t)gi * gstride + 64 * c));
+#pragma GCC unroll 4
+            for (t = 0; t < T; t++) {
+                int32_t q4b;
+                __m512i xb;
+                memcpy(&q4b, xg[t] + 32 * j + 4 * c, 4);
+                xb = _mm512_set1_epi32(q4b);
+#pragma GCC unroll 2
+                for (gi = 0; gi < G; gi++)
+                    ai[gi][t] = _mm512_dpbusd_epi32(ai[gi][t], wv[gi], xb);
+            }
+        }
+#pragma GCC unroll 2
+        for (gi = 0; gi < G; gi++) {
+            __m512 dw = _mm512_load_ps((const float *)(pb + (size_t)gi * gstride + 512));
+#pragma GCC unroll 4
+            for (t = 0; t < T; t++) {
+                float dx;
+                memcpy(&dx, xg[t] + 256 + 4 * j, 4);
+                accf[gi][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ai[gi][t]),
+                                              _mm512_mul_ps(dw, _mm512_set1_ps(dx)), accf[gi][t]);
+            }
+        }
+    }
+#pragma GCC unroll 2
+    for (gi = 0; gi < G; gi++) {
+        int valid = rows - 16 * gi;
+        __mmask16 m = valid >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << valid) - 1);
+#pragma GCC unroll 4
+        for (t = 0; t < T; t++) {
+            float *yt = y + (size_t)t * ldy + 16 * gi;
+            __m512 v = accf[gi][t];
+            if (accumulate)
+                v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, yt));
+            _mm512_mask_storeu_ps(yt, m, v);
+        }
+    }
+}
+
+#define PACKED_CALL(q4, G, T, g, t, rows)                                                  \
+    packed_micro(q4, G, T, k, (const uint8_t *)w + (size_t)(g) * gstride, gstride, rows,  \
+                 (const uint8_t *)x + (size_t)(t) * x_stride, x_stride,                   \
+                 y + (size_t)(t) * ldy + (size_t)(g) * 16, ldy, accumulate)
+
+#define PACKED_TOKENS(q4, G, g, rows)                                                      \
+    do {                                                                                   \
+        int t_;                                                                            \
+        for (t_ = 0; t_ + 4 <= nt; t_ += 4)                                                \
+            PACKED_CALL(q4, G, 4, g, t_, rows);                                            \
+        switch (nt - t_) {                                                                 \
+        case 3: PACKED_CALL(q4, G, 3, g, t_, rows); break;                                 \
+        case 2: PACKED_CALL(q4, G, 2, g, t_, rows); break;                                 \
+        case 1: PACKED_CALL(q4, G, 1, g, t_, rows); break;                                 \
+        default: break;                                                                    \
+        }                                                                                  \
+    } while (0)
+
+/* w: a panel from pack_q (w_stride unused); 32 rows x 4 tokens per micro-kernel. */
+AI void tile_packed_q(bool q4, TILE_ARGS)
+{
+    const size_t gstride = (size_t)(k / 32) * PK_BLOCK;
+    int ng = (nr + 15) / 16, g;
+    (void)w_stride;
+    for (g = 0; g + 2 <= ng; g += 2) {
+        int rows = nr - 16 * g < 32 ? nr - 16 * g : 32;
+        PACKED_TOKENS(q4, 2, g, rows);
+    }
+    if (g < ng)
+        PACKED_TOKENS(q4, 1, g, nr - 16 * g);
+}
+
+static void tile_packed_q8_0(TILE_ARGS) { tile_packed_q(false, k, nr, nt, w, w_stride, x, x_stride, y, ldy, accumulate); }
+static void tile_packed_q4_0(TILE_ARGS) { tile_packed_q(true, k, nr, nt, w, w_stride, x, x_stride, y, ldy, accumulate); }
+
+/*
+ * K-quant panels, per group of 16 rows and super-block of 256 columns, 5120
+ * bytes: one record per sub-block s (Q4_K: 8 of 32 values, 640 bytes; Q6_K:
+ * 16 of 16 values, 320 bytes):
+ *   u8 q[S/4][16][4]: the quants (Q4_K 0..15, Q6_K 0..63), dword-interleaved;
+ *   f32 dsc[16]:      d·scale_s per row;
+ *   f32 dmn[16]:      Q4_K only: dmin·min_s per row.
+ * Per sub-block and token: S/4 vpdpbusd, then one FMA by dsc·dx (Q4_K: and
+ * one by dmn·dx·Σx_s from bsums; Q6_K: the -32 offset starts the int sum).
+ */
+#define PKK_SUPER 5120
+
+static size_t pack_size_k(int nr, int64_t k)
+{
+    return (size_t)((nr + 15) / 16) * (size_t)(k / PIO_QK_K) * PKK_SUPER;
+}
+
+/* q[256], dsc[NS], dmn[NS] of one weight super-block. */
+AI void decode_k(bool q6, const uint8_t *blk, uint8_t q[256], float *dsc, float *dmn)
+{
+    int j, l;
+    if (!q6) {
+        const pio_block_q4_K *b = (const pio_block_q4_K *)blk;
+        uint32_t u[4];
+        const uint8_t *sc = (const uint8_t *)u, *mn = (const uint8_t *)u + 8;
+        float d = _cvtsh_ss(b->d), dm = _cvtsh_ss(b->dmin);
+        q4k_unpack(b->scales, u);
+        for (j = 0; j < 8; j++) {
+            for (l = 0; l < 32; l++)
+                q[32 * j + l] = (b->qs[32 * (j / 2) + l] >> (4 * (j & 1))) & 15;
+            dsc[j] = d * sc[j];
+            dmn[j] = dm * mn[j];
+        }
+    } else {
+        const pio_block_q6_K *b = (const pio_block_q6_K *)blk;
+        float d = _cvtsh_ss(b->d);
+        int h, c;
+        for (h = 0; h < 2; h++)
+            for (c = 0; c < 4; c++)
+                for (l = 0; l < 32; l++)
+                    q[128 * h + 32 * c + l] =
+                        (uint8_t)(((b->ql[64 * h + 32 * (c & 1) + l] >> (4 * (c >> 1))) & 15) |
+                                  (((b->qh[32 * h + l] >> (2 * c)) & 3) << 4));
+        for (j = 0; j < 16; j++)
+            dsc[j] = d * b->scales[j];
+    }
+}
+
+AI void pack_k(bool q6, void *dst, const void *w, size_t ws, int nr, int64_t k)
+{
+    const int64_t nsb = k / PIO_QK_K;
+    const int S = q6 ? 16 : 32, NS = 256 / S, REC = q6 ? 320 : 640;
+    const size_t bsz = q6 ? sizeof(pio_block_q6_K) : sizeof(pio_block_q4_K);
+    int ng = (nr + 15) / 16, g, i, sb, c;
+    int64_t b;
+    for (g = 0; g < ng; g++) {
+        for (b = 0; b < nsb; b++) {
+            uint8_t *o = (uint8_t *)dst + ((size_t)g * (size_t)nsb + (size_t)b) * PKK_SUPER;
+            for (i = 0; i < 16; i++) {
+                int r = 16 * g + i;
+                uint8_t q[256];
+                float dsc[16] = { 0 }, dmn[16] = { 0 };
+                if (r < nr)
+                    decode_k(q6, (const uint8_t *)w + (size_t)r * ws + (size_t)b * bsz, q, dsc, dmn);
+                else
+                    memset(q, 0, sizeof q);
+                for (sb = 0; sb < NS; sb++) {
+                    uint8_t *rec = o + (size_t)sb * REC;
+                    for (c = 0; c < S / 4; c++)
+                        memcpy(rec + 64 * c + 4 * i, q + S * sb + 4 * c, 4);
+                    memcpy(rec + 16 * S + 4 * i, &dsc[sb], 4);
+                    if (!q6)
+                        memcpy(rec + 16 * S + 64 + 4 * i, &dmn[sb], 4);
+                }
+            }
+        }
+    }
+}
+
+static void pack_q4_K(void *dst, const void *w, size_t ws, int nr, int64_t k) { pack_k(false, dst, w, ws, nr, k); }
+static void pack_q6_K(void *dst, const void *w, size_t ws, int nr, int64_t k) { pack_k(true, dst, w, ws, nr, k); }
+
+AI void packedk_micro(bool q6, int G, int T, int64_t k, const uint8_t *pk, size_t gstride, int rows,
+                      const uint8_t *x, size_t xs, float *y, size_t ldy, bool accumulate)
+{
+    const int S = q6 ? 16 : 32, NS = 256 / S, REC = q6 ? 320 : 640;
+    const int64_t nsb = k / PIO_QK_K;
+    __m512 accf[2][4];
+    int64_t i;
+    int gi, t, c, sb;
+
+#pragma GCC unroll 2
+    for (gi = 0; gi < G; gi++)
+#pragma GCC unroll 4
+        for (t = 0; t < T; t++)
+            accf[gi][t] = _mm512_setzero_ps();
+    for (i = 0; i < nsb; i++) {
+        const pio_block_q8_K *xb[4];
+#pragma GCC unroll 4
+        for (t = 0; t < T; t++)
+            xb[t] = (const pio_block_q8_K *)(x + (size_t)t * xs) + i;
+        for (sb = 0; sb < NS; sb++) {
+            const uint8_t *rec = pk + (size_t)i * PKK_SUPER + (size_t)sb * REC;
+            __m512i ai[2][4];
+#pragma GCC unroll 4
+            for (t = 0; t < T; t++) {
+                __m512i init = q6 ? _mm512_set1_epi32(-32 * xb[t]->bsums[sb]) : _mm512_setzero_si512();
+#pragma GCC unroll 2
+                for (gi = 0; gi < G; gi++)
+                    ai[gi][t] = init;
+            }
+#pragma GCC unroll 8
+            for (c = 0; c < S / 4; c++) {
+                __m512i wv[2];
+#pragma GCC unroll 2
+                for (gi = 0; gi < G; gi++)
+                    wv[gi] = _mm512_load_si512((const void *)(rec + (size_t)gi * gstride + 64 * c));
+#pragma GCC unroll 4
+                for (t = 0; t < T; t++) {
+                    int32_t q4b;
+                    __m512i xv;
+                    memcpy(&q4b, xb[t]->qs + S * sb + 4 * c, 4);
+                    xv = _mm512_set1_epi32(q4b);
+#pragma GCC unroll 2
+                    for (gi = 0; gi < G; gi++)
+                        ai[gi][t] = _mm512_dpbusd_epi32(ai[gi][t], wv[gi], xv);
+                }
+            }
+#pragma GCC unroll 2
+            for (gi = 0; gi < G; gi++) {
+                const float *sc = (const float *)(rec + (size_t)gi * gstride + 16 * S);
+                __m512 dsc = _mm512_load_ps(sc);
+#pragma GCC unroll 4
+                for (t = 0; t < T; t++) {
+                    accf[gi][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ai[gi][t]),
+                                                  _mm512_mul_ps(dsc, _mm512_set1_ps(xb[t]->d)), accf[gi][t]);
+                    if (!q6) {
+                        float sx = xb[t]->d * (float)(xb[t]->bsums[2 * sb] + xb[t]->bsums[2 * sb + 1]);
+                        accf[gi][t] = _mm512_fnmadd_ps(_mm512_load_ps(sc + 16), _mm512_set1_ps(sx),
+                                                       accf[gi][t]);
+                    }
+                }
+            }
+        }
+    }
+#pragma GCC unroll 2
+    for (gi = 0; gi < G; gi++) {
+        int valid = rows - 16 * gi;
+        __mmask16 m = valid >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << valid) - 1);
+#pragma GCC unroll 4
+        for (t = 0; t < T; t++) {
+            float *yt = y + (size_t)t * ldy + 16 * gi;
+            __m512 v = accf[gi][t];
+            if (accumulate)
+                v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, yt));
+            _mm512_mask_storeu_ps(yt, m, v);
+        }
+    }
+}
+
+#define PACKEDK_CALL(q6, G, T, g, t, rows)                                                 \
+    packedk_micro(q6, G, T, k, (const uint8_t *)w + (size_t)(g) * gstride, gstride, rows, \
+                  (const uint8_t *)x + (size_t)(t) * x_stride, x_stride,                  \
+                  y + (size_t)(t) * ldy + (size_t)(g) * 16, ldy, accumulate)
+
+#define PACKEDK_TOKENS(q6, G, g, rows)                                                     \
+    do {                                                                                   \
+        int t_;                                                                            \
+        for (t_ = 0; t_ + 4 <= nt; t_ += 4)                                                \
+            PACKEDK_CALL(q6, G, 4, g, t_, rows);                                           \
+        switch (nt - t_) {                                                                 \
+        case 3: PACKEDK_CALL(q6, G, 3, g, t_, rows); break;                                \
+        case 2: PACKEDK_CALL(q6, G, 2, g, t_, rows); break;                                \
+        case 1: PACKEDK_CALL(q6, G, 1, g, t_, rows); break;                                \
+        default: break;                                                                    \
+        }                                                                                  \
+    } while (0)
+
+AI void tile_packed_k(bool q6, TILE_ARGS)
+{
+    const size_t gstride = (size_t)(k / PIO_QK_K) * PKK_SUPER;
+    int ng = (nr + 15) / 16, g;
+    (void)w_stride;
+    for (g = 0; g + 2 <= ng; g += 2) {
+        int rows = nr - 16 * g < 32 ? nr - 16 * g : 32;
+        PACKEDK_TOKENS(q6, 2, g, rows);
+    }
+    if (g < ng)
+        PACKEDK_TOKENS(q6, 1, g, nr - 16 * g);
+}
+
+static void tile_packed_q4_K(TILE_ARGS) { tile_packed_k(false, k, nr, nt, w, w_stride, x, x_stride, y, ldy, accumulate); }
+static void tile_packed_q6_K(TILE_ARGS) { tile_packed_k(true, k, nr, nt, w, w_stride, x, x_stride, y, ldy, accumulate); }
+
+static void init_packed(pio_kernels *kt)
+{
+    kt->pack_size[PIO_DTYPE_Q4_K] = pack_size_k;
+    kt->pack[PIO_DTYPE_Q4_K] = pack_q4_K;
+    kt->tile_packed[PIO_DTYPE_Q4_K] = tile_packed_q4_K;
+    kt->pack_size[PIO_DTYPE_Q6_K] = pack_size_k;
+    kt->pack[PIO_DTYPE_Q6_K] = pack_q6_K;
+    kt->tile_packed[PIO_DTYPE_Q6_K] = tile_packed_q6_K;
+    kt->pack_size[PIO_DTYPE_Q8_0] = pack_size_q;
+    kt->pack[PIO_DTYPE_Q8_0] = pack_q8_0;
+    kt->tile_packed[PIO_DTYPE_Q8_0] = tile_packed_q8_0;
+    kt->pack_size[PIO_DTYPE_Q4_0] = pack_size_q;
+    kt->pack[PIO_DTYPE_Q4_0] = pack_q4_0;
+    kt->tile_packed[PIO_DTYPE_Q4_0] = tile_packed_q4_0;
+}
+#else
+static void init_packed(pio_kernels *kt) { (void)kt; }
+#endif
+
+#define PIO_INIT_NAME2(isa) pio_kernels_init_##isa
+#define PIO_INIT_NAME(isa) PIO_INIT_NAME2(isa)
+
+void PIO_INIT_NAME(PIO_ISA_NAME)(pio_kernels *kt)
+{
+    kt->tile[PIO_DTYPE_F32] = tile_f32;
+    kt->tile[PIO_DTYPE_F16] = tile_f16;
+    kt->tile[PIO_DTYPE_BF16] = tile_bf16;
+    kt->tile[PIO_DTYPE_Q8_0] = tile_q8_0;
+    kt->tile[PIO_DTYPE_Q4_0] = tile_q4_0;
+    kt->tile[PIO_DTYPE_Q4_K] = tile_q4_K;
+    kt->tile[PIO_DTYPE_Q6_K] = tile_q6_K;
+    init_packed(kt);
+}

@@ -1,0 +1,458 @@
+/*
+ * test_kernels_simd.c - every kernel level this CPU can run, diffed against
+ * the references on random, awkward shapes.
+ *
+ *  1. activation quantizers: every level bit-identical to the scalar level;
+ *     Q8_K bit-identical to GGML's (pio_quantize_row_q8_K);
+ *  2. the scalar level against independent references: f64 dot products for
+ *     float weights, the quant module's pio_vec_dot_*_ref (GGML semantics)
+ *     for quantized weights;
+ *  3. tile kernels of every level (and the packed prefill tiles where a level
+ *     has them) against the scalar level on the same activations (rows and
+ *     tokens not multiples of the micro-kernel, k from one block to 2816,
+ *     store and accumulate, nothing written outside the tile);
+ *  4. pio_matmul end-to-end for every level and dtype with 1 and 3 threads,
+ *     decode (n <= 4) and prefill shapes, against the references;
+ *  5. argument errors.
+ * Errors are measured relative to Σ|w·x| of the row (the scale of the
+ * products), so cancellation in the sum does not inflate them.
+ */
+#include "check.h"
+#include "common/cpu.h"
+#include "kernels/dispatch.h"
+#include "kernels/quant.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+static uint64_t rng = 0x9e3779b97f4a7c15ull;
+static float frand(void)   /* uniform in [-1, 1) */
+{
+    rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
+    return (float)((double)(rng >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+}
+
+static void *xmalloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (!p) {
+        fprintf(stderr, "out of memory\n");
+        exit(1);
+    }
+    return p;
+}
+
+/* Random activations with a few awkward rows: all zero, one outlier. */
+static void fill_x(float *x, int n, int64_t k)
+{
+    int64_t i;
+    int t;
+    for (i = 0; i < (int64_t)n * k; i++)
+        x[i] = frand();
+    if (n > 2)
+        memset(x + k, 0, (size_t)k * sizeof(float));            /* row 1: zeros */
+    if (n > 3)
+        x[3 * k + k / 2] = 40.0f;                                /* row 3: outlier */
+    for (t = 0; t < n && k >= 32; t += 4)                       /* a zero block */
+        memset(x + (size_t)t * k, 0, 32 * sizeof(float));
+}
+
+/* Weights of dtype dt [rows][cols] from random floats (std ~0.5, some rows scaled). */
+static void *make_w(pio_dtype dt, int64_t rows, int64_t cols)
+{
+    float *wf = xmalloc(sizeof(float) * (size_t)(rows * cols));
+    size_t rb = pio_dtype_row_bytes(dt, cols);
+    void *w = xmalloc(rb * (size_t)rows);
+    int64_t r, c;
+    for (r = 0; r < rows; r++) {
+        float scale = (r % 5 == 4) ? 0.01f : 1.0f;
+        for (c = 0; c < cols; c++)
+            wf[r * cols + c] = frand() * scale;
+    }
+    CHECK_OK(pio_quantize_rows(dt, wf, w, rows, cols));
+    free(wf);
+    return w;
+}
+
+/* Σ|w_c·x_c| over dequantized w and f32 x: the error scale of one output. */
+static double mag_row(pio_dtype dt, const void *wrow, const float *x, int64_t k, float *tmp)
+{
+    double s = 0.0;
+    int64_t c;
+    pio_dequantize_row(dt, wrow, tmp, k);
+    for (c = 0; c < k; c++)
+        s += fabs((double)tmp[c] * x[c]);
+    return s + 1e-30;
+}
+
+/* Reference y[n][rows]: f64 for float weights, GGML vec_dot refs for quantized. */
+static void ref_matmul(pio_dtype dt, const void *w, int64_t rows, int64_t cols, const float *x,
+                       int n, float *y)
+{
+    size_t rb = pio_dtype_row_bytes(dt, cols);
+    float *tmp = xmalloc(sizeof(float) * (size_t)cols);
+    pio_dtype at = pio_dtype_vec_dot_type(dt);
+    void *xq = NULL;
+    int t;
+    int64_t r, c;
+    if (pio_dtype_is_quantized(dt))
+        xq = xmalloc(pio_dtype_row_bytes(at, cols));
+    for (t = 0; t < n; t++) {
+        const float *xt = x + (size_t)t * cols;
+        if (xq)
+            pio_quantize_row(at, xt, xq, cols);
+        for (r = 0; r < rows; r++) {
+            const uint8_t *wr = (const uint8_t *)w + (size_t)r * rb;
+            if (xq) {
+                y[(size_t)t * rows + r] = pio_vec_dot_ref(dt, cols, wr, xq);
+            } else {
+                double s = 0.0;
+                pio_dequantize_row(dt, wr, tmp, cols);
+                for (c = 0; c < cols; c++)
+                    s += (double)tmp[c] * xt[c];
+                y[(size_t)t * rows + r] = (float)s;
+            }
+        }
+    }
+    free(xq);
+    free(tmp);
+}
+
+/* Tolerance (relative to Σ|w·x|) of the scalar level or pio_matmul vs ref_matmul. */
+static double tol_vs_ref(pio_dtype dt)
+{
+    switch (dt) {
+    case PIO_DTYPE_F32: case PIO_DTYPE_F16: case PIO_DTYPE_BF16: return 2e-6;
+    /* our Q8 activations keep d in f32 where GGML rounds it to f16 (2^-11) */
+    case PIO_DTYPE_Q8_0: case PIO_DTYPE_Q4_0: return 1.5e-3;
+    default: return 2e-6;      /* Q8_K activations are GGML's exactly */
+    }
+}
+
+static const pio_dtype weight_dtypes[] = { PIO_DTYPE_F32, PIO_DTYPE_F16, PIO_DTYPE_BF16,
+                                           PIO_DTYPE_Q8_0, PIO_DTYPE_Q4_0, PIO_DTYPE_Q4_K,
+                                           PIO_DTYPE_Q6_K };
+#define N_WDT (int)(sizeof weight_dtypes / sizeof weight_dtypes[0])
+
+static const pio_kernels *levels[PIO_CPU_LEVEL_COUNT];
+static int n_levels;
+static int n_compared;
+
+/* ---- 1. quantizers ------------------------------------------------------------- */
+
+static void test_quantizers(void)
+{
+    static const int64_t ks[] = { 32, 96, 256, 288, 768, 2816 };
+    const pio_kernels *sc = pio_kernels_for_level(PIO_CPU_LEVEL_SCALAR);
+    size_t s;
+    int l;
+    for (s = 0; s < sizeof ks / sizeof ks[0]; s++) {
+        int64_t k = ks[s];
+        float *x = xmalloc(sizeof(float) * 4 * (size_t)k);
+        size_t qb = pio_act_row_bytes(PIO_ACT_Q8, k);
+        uint8_t *ref = xmalloc(qb), *got = xmalloc(qb);
+        int t;
+        fill_x(x, 4, k);
+        for (t = 0; t < 4; t++) {
+            const float *xt = x + (size_t)t * k;
+            sc->quantize_q8(xt, ref, k);
+            for (l = 0; l < n_levels; l++) {
+                memset(got, 0x5a, qb);
+                levels[l]->quantize_q8(xt, got, k);
+                CHECK(memcmp(ref, got, qb) == 0, "quantize_q8 %s k=%lld row %d differs from scalar",
+                      pio_cpu_level_name(levels[l]->level), (long long)k, t);
+            }
+            if (k % 256 == 0) {
+                size_t kb = pio_act_row_bytes(PIO_ACT_Q8_K, k);
+                uint8_t *g = xmalloc(kb), *m = xmalloc(kb);
+                pio_quantize_row_q8_K(xt, g, k);
+                for (l = 0; l < n_levels; l++) {
+                    memset(m, 0x5a, kb);
+                    levels[l]->quantize_q8_K(xt, (pio_block_q8_K *)m, k);
+                    CHECK(memcmp(g, m, kb) == 0, "quantize_q8_K %s k=%lld row %d differs from GGML",
+                          pio_cpu_level_name(levels[l]->level), (long long)k, t);
+                }
+                free(g);
+                free(m);
+            }
+            /* dequantized Q8 row is within d/2 of x */
+            {
+                int64_t b, i;
+                double worst = 0;
+                for (b = 0; b < k / 32; b++) {
+                    const uint8_t *g = ref + (b / 8) * PIO_ACT_Q8_GROUP_BYTES;
+                    float d;
+                    int32_t sum = 0, ss;
+                    memcpy(&d, g + 256 + 4 * (b % 8), 4);
+                    memcpy(&ss, g + 288 + 4 * (b % 8), 4);
+                    for (i = 0; i < 32; i++) {
+                        int8_t q = (int8_t)g[32 * (b % 8) + i];
+                        double e = fabs(d * q - xt[b * 32 + i]) - 0.5001 * d;
+                        if (e > worst)
+                            worst = e;
+                        sum += q;
+                    }
+                    CHECK(sum == ss, "q8 block sum %d vs stored %d", sum, ss);
+                }
+                CHECK(worst <= 1e-7, "q8 quantization error beyond d/2 by %g (k=%lld)", worst, (long long)k);
+            }
+        }
+        free(x);
+        free(ref);
+        free(got);
+    }
+}
+
+/* ---- 2 + 3. tiles -------------------------------------------------------------- */
+
+/* Activations of n rows in the level-independent format of dt (scalar quantizer). */
+static uint8_t *make_act(pio_dtype dt, const float *x, int n, int64_t k, size_t *stride)
+{
+    const pio_kernels *sc = pio_kernels_for_level(PIO_CPU_LEVEL_SCALAR);
+    int kind = pio_act_kind_of(dt);
+    size_t st = pio_act_row_bytes((pio_act_kind)kind, k);
+    uint8_t *a = xmalloc(st * (size_t)n);
+    int t;
+    for (t = 0; t < n; t++) {
+        const float *xt = x + (size_t)t * k;
+        uint8_t *o = a + (size_t)t * st;
+        if (kind == PIO_ACT_F32)
+            memcpy(o, xt, st);
+        else if (kind == PIO_ACT_Q8)
+            sc->quantize_q8(xt, o, k);
+        else
+            sc->quantize_q8_K(xt, (pio_block_q8_K *)o, k);
+    }
+    *stride = st;
+    return a;
+}
+
+static void test_tiles(void)
+{
+    static const int64_t ks_float[] = { 1, 7, 32, 100, 256, 777, 2816 };
+    static const int64_t ks_q[] = { 32, 96, 256, 288, 768, 2816 };
+    static const int64_t ks_k[] = { 256, 768, 2816 };
+    static const int nrs[] = { 1, 3, 4, 5, 8, 13, 16, 21, 32, 37 };
+    static const int nts[] = { 1, 2, 3, 5, 17 };
+    int d;
+    for (d = 0; d < N_WDT; d++) {
+        pio_dtype dt = weight_dtypes[d];
+        const int64_t *ks = dt <= PIO_DTYPE_BF16 ? ks_float : pio_dtype_block_elems(dt) == 32 ? ks_q : ks_k;
+        int nks = dt <= PIO_DTYPE_BF16 ? 7 : pio_dtype_block_elems(dt) == 32 ? 6 : 3;
+        int ki;
+        double worst_ref = 0, worst_lvl = 0;
+        for (ki = 0; ki < nks; ki++) {
+            int64_t k = ks[ki];
+            int maxr = 37, maxt = 17;
+            void *w = make_w(dt, maxr, k);
+            size_t ws = pio_dtype_row_bytes(dt, k), xs;
+            float *x = xmalloc(sizeof(float) * (size_t)(maxt * k));
+            float *yref = xmalloc(sizeof(float) * (size_t)(maxr * maxt));
+            float *ysc = xmalloc(sizeof(float) * (size_t)(maxr * maxt));
+            float *y = xmalloc(sizeof(float) * (size_t)(maxr * maxt));
+            float *tmp = xmalloc(sizeof(float) * (size_t)k);
+            double *mag = xmalloc(sizeof(double) * (size_t)(maxr * maxt));
+            uint8_t *a;
+            size_t ri, ti;
+            int r, t, l;
+
+            fill_x(x, maxt, k);
+            a = make_act(dt, x, maxt, k, &xs);
+            ref_matmul(dt, w, maxr, k, x, maxt, yref);
+            for (t = 0; t < maxt; t++)
+                for (r = 0; r < maxr; r++)
+                    mag[t * maxr + r] = mag_row(dt, (const uint8_t *)w + (size_t)r * ws,
+                                                x + (size_t)t * k, k, tmp);
+            /* scalar level, full tile, vs the references */
+            pio_kernels_for_level(PIO_CPU_LEVEL_SCALAR)->tile[dt](k, maxr, maxt, w, ws, a, xs, ysc,
+                                                                  maxr, false);
+            for (t = 0; t < maxt * maxr; t++) {
+                double e = fabs((double)ysc[t] - yref[t]) / mag[t];
+                if (e > worst_ref)
+                    worst_ref = e;
+            }
+            /* every level (and its packed path), every sub-tile shape, store and
+             * accumulate, vs scalar */
+            for (l = 0; l < 2 * n_levels; l++) {
+                const pio_kernels *kt = levels[l / 2];
+                bool packed = l % 2 == 1;
+                pio_tile_fn tile = packed ? kt->tile_packed[dt] : kt->tile[dt];
+                if (packed && !kt->pack[dt])
+                    continue;
+                for (ri = 0; ri < sizeof nrs / sizeof nrs[0]; ri++) {
+                    for (ti = 0; ti < sizeof nts / sizeof nts[0]; ti++) {
+                        int nr = nrs[ri], nt = nts[ti], acc;
+                        void *pk = NULL;
+                        if (packed) {
+                            size_t pb = (kt->pack_size[dt](nr, k) + 63) & ~(size_t)63;
+                            pk = aligned_alloc(64, pb);
+                            if (!pk)
+                                exit(1);
+                            kt->pack[dt](pk, w, ws, nr, k);
+                        }
+                        for (acc = 0; acc < 2; acc++) {
+                            double worst = 0;
+                            for (t = 0; t < maxr * maxt; t++)
+                                y[t] = acc ? 1.0f : -7.0f;
+                            if (packed)
+                                tile(k, nr, nt, pk, 0, a, xs, y, maxr, acc != 0);
+                            else
+                                tile(k, nr, nt, w, ws, a, xs, y, maxr, acc != 0);
+                            for (t = 0; t < maxt; t++) {
+                                for (r = 0; r < maxr; r++) {
+                                    float got = y[t * maxr + r];
+                                    if (r >= nr || t >= nt) {
+                                        CHECK(got == (acc ? 1.0f : -7.0f),
+                                              "%s%s %s tile wrote outside %dx%d at r=%d t=%d",
+                                              pio_cpu_level_name(kt->level), packed ? " packed" : "",
+                                              pio_dtype_name(dt), nr, nt, r, t);
+                                    } else {
+                                        double e = fabs((double)got - (acc ? 1.0f : 0.0f) -
+                                                        ysc[t * maxr + r]) / (mag[t * maxr + r] + acc);
+                                        if (e > worst)
+                                            worst = e;
+                                    }
+                                }
+                            }
+                            n_compared++;
+                            CHECK(worst <= 2e-6, "%s%s %s tile k=%lld nr=%d nt=%d acc=%d: rel err %.3g vs scalar",
+                                  pio_cpu_level_name(kt->level), packed ? " packed" : "",
+                                  pio_dtype_name(dt), (long long)k, nr, nt, acc, worst);
+                            if (worst > worst_lvl)
+                                worst_lvl = worst;
+                        }
+                        free(pk);
+                    }
+                }
+            }
+            free(w); free(x); free(yref); free(ysc); free(y); free(tmp); free(mag); free(a);
+        }
+        CHECK(worst_ref <= tol_vs_ref(dt), "%s scalar tile vs reference: rel err %.3g > %.3g",
+              pio_dtype_name(dt), worst_ref, tol_vs_ref(dt));
+        printf("  tile %-5s scalar vs ref %.2e, levels vs scalar %.2e\n", pio_dtype_name(dt),
+               worst_ref, worst_lvl);
+    }
+}
+
+/* ---- 4. pio_matmul end to end ----------------------------------------------------- */
+
+static void test_matmul(pio_threadpool *tp1, pio_threadpool *tp3)
+{
+    static const int ns[] = { 1, 2, 3, 4, 5, 6, 7, 17, 64 };
+    static const int64_t shapes[][2] = { { 37, 2816 }, { 100, 256 }, { 1, 768 }, { 70, 1280 } };
+    int d, l;
+    size_t s, ni;
+    for (d = 0; d < N_WDT; d++) {
+        pio_dtype dt = weight_dtypes[d];
+        double worst = 0;
+        for (s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+            int64_t rows = shapes[s][0], cols = shapes[s][1];
+            size_t ws = pio_dtype_row_bytes(dt, cols);
+            void *w = make_w(dt, rows, cols);
+            pio_wmat wm = { dt, w, rows, cols };
+            int nmax = 64, t;
+            float *x = xmalloc(sizeof(float) * (size_t)(nmax * cols));
+            float *yref = xmalloc(sizeof(float) * (size_t)(nmax * rows));
+            float *y = xmalloc(sizeof(float) * (size_t)(nmax * rows));
+            float *tmp = xmalloc(sizeof(float) * (size_t)cols);
+            double *mag = xmalloc(sizeof(double) * (size_t)(nmax * rows));
+            int64_t r;
+            fill_x(x, nmax, cols);
+            ref_matmul(dt, w, rows, cols, x, nmax, yref);
+            for (t = 0; t < nmax; t++)
+                for (r = 0; r < rows; r++)
+                    mag[t * rows + r] = mag_row(dt, (const uint8_t *)w + (size_t)r * ws,
+                                                x + (size_t)t * cols, cols, tmp);
+            for (l = -1; l < n_levels; l++) {
+                int th;
+                for (th = 0; th < 2; th++) {
+                    for (ni = 0; ni < sizeof ns / sizeof ns[0]; ni++) {
+                        int n = ns[ni];
+                        double e_max = 0;
+                        int i;
+                        for (i = 0; i < n * rows; i++)
+                            y[i] = NAN;
+                        if (l < 0)
+                            CHECK_OK(pio_matmul(th ? tp3 : tp1, y, x, n, &wm));
+                        else
+                            CHECK_OK(pio_matmul_kernels(levels[l], th ? tp3 : tp1, y, x, n, &wm));
+                        for (i = 0; i < n * rows; i++) {
+                            double e = fabs((double)y[i] - yref[i]) / mag[i];
+                            if (!(e <= e_max))
+                                e_max = isnan(e) ? INFINITY : e;
+                        }
+                        n_compared++;
+                        CHECK(e_max <= 2 * tol_vs_ref(dt),
+                              "pio_matmul %s %s rows=%lld cols=%lld n=%d threads=%d: rel err %.3g",
+                              l < 0 ? "active" : pio_cpu_level_name(levels[l]->level),
+                              pio_dtype_name(dt), (long long)rows, (long long)cols, n, th ? 3 : 1, e_max);
+                        if (e_max > worst)
+                            worst = e_max;
+                    }
+                }
+            }
+            free(w); free(x); free(yref); free(y); free(tmp); free(mag);
+        }
+        printf("  matmul %-5s worst rel err vs ref %.2e\n", pio_dtype_name(dt), worst);
+    }
+}
+
+/* ---- 5. errors and CPU levels ----------------------------------------------------- */
+
+static void test_errors(void)
+{
+    float x[64] = { 0 }, y[4];
+    uint8_t wbuf[4 * 34] = { 0 };
+    pio_wmat bad_cols = { PIO_DTYPE_Q8_0, wbuf, 2, 48 };
+    pio_wmat bad_type = { PIO_DTYPE_I32, wbuf, 2, 16 };
+    pio_wmat empty = { PIO_DTYPE_Q4_K, wbuf, 0, 256 };
+    CHECK(pio_matmul(NULL, y, x, 1, &bad_cols) == PIO_STATUS_ERR_SHAPE, "cols not a multiple of 32");
+    CHECK(strstr(pio_last_error(), "Q8_0") != NULL, "message names the dtype: %s", pio_last_error());
+    CHECK(pio_matmul(NULL, y, x, 1, &bad_type) == PIO_STATUS_ERR_UNSUPPORTED, "I32 weights");
+    CHECK_OK(pio_matmul(NULL, y, x, 1, &empty));
+    bad_cols.cols = 64;
+    CHECK_OK(pio_matmul(NULL, y, x, 0, &bad_cols));       /* empty batch */
+}
+
+static void test_cpu(void)
+{
+    int l;
+    CHECK(pio_cpu_level_from_name("AVX2") == PIO_CPU_LEVEL_AVX2, "level names parse");
+    CHECK(pio_cpu_level_from_name("nope") == -1, "unknown level name");
+    CHECK(pio_cpu_level_active() <= pio_cpu_level_detected(), "PIO_CPU only lowers the level");
+    CHECK(pio_kernels_get()->level == pio_cpu_level_active(), "active table");
+    for (l = 0; l < PIO_CPU_LEVEL_COUNT; l++)
+        if (pio_kernels_for_level((pio_cpu_level)l))
+            CHECK(pio_cpu_level_supported((pio_cpu_level)l), "table only for supported levels");
+}
+
+int main(void)
+{
+    pio_threadpool *tp1 = NULL, *tp3 = NULL;
+    int l;
+
+    for (l = 0; l < PIO_CPU_LEVEL_COUNT; l++) {
+        const pio_kernels *kt = pio_kernels_for_level((pio_cpu_level)l);
+        if (kt)
+            levels[n_levels++] = kt;
+    }
+    printf("cpu features: %s\ndetected level: %s, active: %s; testing:",
+           pio_cpu_features_string(), pio_cpu_level_name(pio_cpu_level_detected()),
+           pio_cpu_level_name(pio_cpu_level_active()));
+    for (l = 0; l < n_levels; l++)
+        printf(" %s", pio_cpu_level_name(levels[l]->level));
+    printf("\n");
+
+    CHECK_OK(pio_threadpool_new(1, &tp1));
+    CHECK_OK(pio_threadpool_new(3, &tp3));
+    test_cpu();
+    test_quantizers();
+    test_tiles();
+    test_matmul(tp1, tp3);
+    test_errors();
+    printf("%d kernel comparisons\n", n_compared);
+    pio_threadpool_free(tp1);
+    pio_threadpool_free(tp3);
+    return check_report("test_kernels_simd");
+}
