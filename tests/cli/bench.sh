@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# test_pio_bench.sh - smoke test of `pio bench` on a tiny fixture model:
+# bench.sh - smoke test of `pio bench` on a tiny fixture model:
 # the table, the JSON object, --depth, and the usage errors.
-# Meant for tests/cli/ (ctest runs those with env PIO=<pio binary>); run by hand:
-#   PIO=build/pio bash benchmarks/test_pio_bench.sh
+# ctest runs it with env PIO=<pio binary>; by hand:
+#   PIO=build/pio bash tests/cli/bench.sh
 set -u
 PIO=${PIO:-build/pio}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
