@@ -124,14 +124,14 @@ static void test_kv_attention(void)
     pio_kv *kv;
     int layers = 2, seqs = 3, ctx = 70, hd = 12, nkv = 2, kdim = nkv * hd;
     int s, p, l, h;
-    CHECK_OK(pio_kv_paged_new(layers, seqs, ctx, kdim, kdim, 16, 0, &kv));
+    CHECK_OK(pio_kv_paged_new(layers, seqs, ctx, kdim, kdim, PIO_DTYPE_F32, 16, 0, &kv));
     if (!kv) return;
     for (s = 0; s < seqs; s++) {
         int n = 20 + s * 23;
         CHECK_OK(kv->ops->reserve(kv, s, n));
         for (l = 0; l < layers; l++)
             for (p = 0; p < n; p++) {
-                float *k = kv->ops->k_row(kv, l, s, p), *v = kv->ops->v_row(kv, l, s, p);
+                float *k = kv->ops->k_row(kv, l, s, p), *v = kv->ops->v_row(kv, l, s, p);  /* F32 rows */
                 int i;
                 for (i = 0; i < kdim; i++) { k[i] = frand(); v[i] = frand(); }
             }
@@ -146,14 +146,14 @@ static void test_kv_attention(void)
                 for (i = 0; i < hd; i++) q[i] = frand();
                 pio_attention_head(out, q, kv, l, s, n, h * hd, hd, 0.3f);
                 for (p = 0; p < n; p++) {
-                    const float *k = kv->ops->k_row(kv, l, s, p) + h * hd;
+                    const float *k = (const float *)kv->ops->k_row(kv, l, s, p) + h * hd;
                     sc[p] = 0;
                     for (i = 0; i < hd; i++) sc[p] += (double)q[i] * k[i];
                     sc[p] *= 0.3;
                     if (sc[p] > m) m = sc[p];
                 }
                 for (p = 0; p < n; p++) {
-                    const float *v = kv->ops->v_row(kv, l, s, p) + h * hd;
+                    const float *v = (const float *)kv->ops->v_row(kv, l, s, p) + h * hd;
                     double e = exp(sc[p] - m);
                     z += e;
                     for (i = 0; i < hd; i++) ref[i] += e * v[i];
@@ -169,7 +169,7 @@ static void test_kv_attention(void)
     CHECK_OK(kv->ops->reserve(kv, 2, ctx));
     pio_kv_free(kv);
 
-    CHECK_OK(pio_kv_paged_new(1, 2, 64, 4, 4, 16, 5, &kv));   /* 5 blocks for 2 x 64 */
+    CHECK_OK(pio_kv_paged_new(1, 2, 64, 4, 4, PIO_DTYPE_F16, 16, 5, &kv));   /* 5 blocks for 2 x 64 */
     CHECK_OK(kv->ops->reserve(kv, 0, 64));
     CHECK(kv->ops->reserve(kv, 1, 32) == PIO_STATUS_ERR_LIMIT, "pool exhausted: %s", pio_last_error());
     kv->ops->truncate(kv, 0, 16);                              /* gives back 3 blocks */

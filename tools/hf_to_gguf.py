@@ -20,7 +20,8 @@ What it writes, as llama.cpp's converter does for Qwen3ForCausalLM
     tokenizer.ggml.pre "qwen2", plus gguf.SpecialVocab (merges, bos/eos/pad
     ids, chat template);
   - tensors under gguf-py's TensorNameMap names; MoE experts stacked into
-    3-D tensors; 1-D tensors F32; matrices in --outtype (gguf.quants.quantize),
+    3-D tensors (per-expert tensors, or transformers 5's fused gate_up_proj
+    split into gate and up); 1-D tensors F32; matrices in --outtype (gguf.quants.quantize),
     falling back to F16 where a row is not whole 32-element blocks.
 Only numpy and gguf are needed (safetensors files are read directly).
 """
@@ -181,6 +182,9 @@ def main():
         w.add_expert_count(n_experts)
         w.add_expert_used_count(cfg["num_experts_per_tok"])
         w.add_expert_feed_forward_length(cfg["moe_intermediate_size"])
+    if n_experts and not cfg.get("norm_topk_prob", False):
+        # llama.cpp always renormalizes qwen3moe's top-k weights; say when not to (pio reads it)
+        w.add_expert_weights_norm(False)
     w.add_file_type(ftype)
     w.add_quantization_version(gguf.GGML_QUANT_VERSION)
     add_vocab(w, d, cfg["vocab_size"])
@@ -196,11 +200,29 @@ def main():
             experts.setdefault((int(m.group(1)), m.group(3)), {})[int(m.group(2))] = tensors.pop(name)
     for (layer, proj), per in experts.items():
         tensors[f"model.layers.{layer}.mlp.experts.{proj}.weight"] = np.stack([per[e] for e in range(len(per))])
+    # transformers >= 5's fused experts: gate_up_proj [E, 2*ff, hidden] (gate rows first) and
+    # down_proj [E, hidden, ff] (no ".weight") -> the same stacked tensors
+    for name in list(tensors):
+        m = re.fullmatch(r"model\.layers\.(\d+)\.mlp\.experts\.(gate_up_proj|down_proj)", name)
+        if not m:
+            continue
+        a, pre = tensors.pop(name), f"model.layers.{m.group(1)}.mlp.experts."
+        if m.group(2) == "gate_up_proj":
+            ff = a.shape[1] // 2
+            tensors[pre + "gate_proj.weight"], tensors[pre + "up_proj.weight"] = a[:, :ff].copy(), a[:, ff:].copy()
+        else:
+            tensors[pre + "down_proj.weight"] = a
 
     names = gguf.TensorNameMap(arch, n_layers)
+    # llama.cpp's qwen3moe has no dense FFN; layers that transformers keeps
+    # dense (mlp_only_layers, decoder_sparse_step) get Qwen3's ffn_* names,
+    # which pio reads (a layer without ffn_gate_inp is dense)
+    dense_names = gguf.TensorNameMap(gguf.MODEL_ARCH.QWEN3, n_layers)
     for name in sorted(tensors):
         a = tensors[name]
         new = names.get_name(name, try_suffixes=(".weight", ".bias"))
+        if new is None and arch == gguf.MODEL_ARCH.QWEN3MOE:
+            new = dense_names.get_name(name, try_suffixes=(".weight", ".bias"))
         if new is None:
             sys.exit(f"{d}: tensor {name} has no GGUF name")
         t = gguf.GGMLQuantizationType.F32 if a.ndim == 1 else qtype

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Install what building and testing Inference-PIO needs on Debian/Ubuntu:
-# the compiler toolchain and the libraries we link (PCRE2, utf8proc, cJSON).
+# the compiler toolchain and the libraries we link (PCRE2, utf8proc, cJSON,
+# libmicrohttpd).
 # With --test also clang (fuzz targets, sanitizers) and Python's `tokenizers`
-# (the tokenizer agreement test). Safe to run again; does nothing when all is there.
+# (the tokenizer agreement test), `openai` and `pytest` (the server test). Safe to run again; does nothing when all is there.
 set -euo pipefail
 want_test=0
 [ "${1:-}" = "--test" ] && want_test=1
 
-pkgs="build-essential cmake pkg-config libpcre2-dev libutf8proc-dev libcjson-dev python3"
+pkgs="build-essential cmake pkg-config libpcre2-dev libutf8proc-dev libcjson-dev libmicrohttpd-dev python3"
 [ $want_test = 1 ] && pkgs="$pkgs clang libclang-rt-dev python3-pip"
 missing=""
 for p in $pkgs; do
@@ -20,4 +21,8 @@ if [ -n "$missing" ]; then
 fi
 if [ $want_test = 1 ] && ! python3 -c "import tokenizers" 2>/dev/null; then
   python3 -m pip install -q tokenizers || python3 -m pip install -q --break-system-packages tokenizers
+fi
+# pio serve's tests (tests/server): the official OpenAI client and pytest
+if [ $want_test = 1 ] && ! python3 -c "import openai, pytest" 2>/dev/null; then
+  python3 -m pip install -q openai pytest || python3 -m pip install -q --break-system-packages openai pytest
 fi

@@ -58,7 +58,8 @@ static pio_status hello_load_model(pio_plugin_ctx *ctx, const pio_model_files *f
  * For each token with want_logits set, write a row of n_vocab logits that
  * puts HELLO_LOGIT_HIGH on (token + 1) mod n_vocab and 0 elsewhere. The
  * token id is also stored in the KV cache (layer 0, k and v element 0) to
- * show how a plugin writes rows; the toy model never reads them back.
+ * show how a plugin writes rows (from f32, whatever the cache's dtype); the
+ * toy model never reads them back.
  */
 static pio_status hello_infer(pio_plugin_ctx *ctx, const pio_batch *batch, pio_kv *kv,
                               float *logits)
@@ -76,8 +77,8 @@ static pio_status hello_infer(pio_plugin_ctx *ctx, const pio_batch *batch, pio_k
             pio_status st = kv->ops->reserve(kv, batch->seq_id[i], batch->pos[i] + 1);
             if (st != PIO_STATUS_OK)
                 return st;
-            kv->ops->k_row(kv, 0, batch->seq_id[i], batch->pos[i])[0] = (float)tok;
-            kv->ops->v_row(kv, 0, batch->seq_id[i], batch->pos[i])[0] = (float)tok;
+            float row = (float)tok;          /* k_dim = v_dim = 1; stored in kv->dtype */
+            pio_kv_store(kv, 0, batch->seq_id[i], batch->pos[i], &row, &row);
         }
         if (!batch->want_logits[i])
             continue;

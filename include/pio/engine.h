@@ -26,7 +26,12 @@ typedef struct pio_engine_params {
     pio_options opts;
     const char *plugin_dir;    /* extra plugin directory, or NULL */
     bool progress;             /* show a progress bar while paging weights in (on a tty) */
+    int kv_blocks;             /* KV pool in blocks of PIO_ENGINE_KV_BLOCK positions;
+                                * 0 = enough for every sequence to reach n_ctx */
+    pio_dtype kv_dtype;        /* KV cache rows: PIO_DTYPE_F16 (default), F32 or BF16 */
 } pio_engine_params;
+
+#define PIO_ENGINE_KV_BLOCK 16   /* positions per KV cache block */
 
 void pio_engine_params_default(pio_engine_params *p);
 
@@ -40,6 +45,8 @@ const pio_model_plugin *pio_engine_plugin(const pio_engine *e);
 /* NULL when the model directory has no tokenizer.json. */
 const pio_tokenizer *pio_engine_tokenizer(const pio_engine *e);
 int pio_engine_n_ctx(const pio_engine *e);
+/* The KV cache (a scheduler counts its blocks and truncates its sequences). */
+pio_kv *pio_engine_kv(pio_engine *e);
 
 /* One raw forward step through the plugin (logits: [rows wanted][n_vocab]). */
 pio_status pio_engine_forward(pio_engine *e, const pio_batch *batch, float *logits);
@@ -50,9 +57,14 @@ pio_status pio_engine_forward(pio_engine *e, const pio_batch *batch, float *logi
  */
 pio_status pio_engine_logits(pio_engine *e, const int32_t *ids, int n, float **logits);
 
-/* Render chat messages (JSON array of {role, content}) with the plugin's chat format. */
-pio_status pio_engine_format_chat(pio_engine *e, const char *messages_json,
-                                  bool add_generation_prompt, char **prompt);
+/*
+ * Render a chat to a prompt. context_json is the template's render context:
+ * {"messages": [{role, content, ...}], "tools": [...]?, "add_generation_prompt":
+ * true, "enable_thinking": false, ...}. The model directory's own Jinja chat
+ * template is used when it has one (pio/chat_template.h), else the plugin's
+ * chat format. *prompt is malloc'ed.
+ */
+pio_status pio_engine_format_chat(pio_engine *e, const char *context_json, char **prompt);
 
 typedef struct pio_gen_params {
     pio_sampler_params sampling;

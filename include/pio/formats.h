@@ -104,8 +104,11 @@ typedef struct pio_requant_stats {
  *   item  = TYPE | PATTERN "=" TYPE
  *   TYPE  = f32 | f16 | bf16 | q8_0 | q4_0 | q4_k | q6_k | keep   (any case)
  *
- * A bare TYPE applies to every 2-D tensor whose name ends in ".weight";
- * PATTERN=TYPE (fnmatch(3), '*' also matches '.') to every 2-D tensor it
+ * A bare TYPE applies to every 2-D tensor whose name ends in ".weight"
+ * and to every 3-D stack of MoE expert matrices (a name with ".experts.",
+ * e.g. transformers' fused "...mlp.experts.gate_up_proj", converted as one
+ * matrix of n_expert·rows rows);
+ * PATTERN=TYPE (fnmatch(3), '*' also matches '.') to every such tensor it
  * matches, the last matching item winning; "keep" leaves a tensor as
  * stored. 1-D tensors (norms, biases) are never converted. Example:
  * "q4_0,lm_head.weight=q8_0,*.embed_tokens.weight=q8_0".

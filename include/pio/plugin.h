@@ -19,7 +19,8 @@ extern "C" {
 #endif
 
 /* Bump on any change to the structs below or the table's layout. */
-#define PIO_PLUGIN_ABI_VERSION 1u
+/* 2: KV rows in kv->dtype (void * rows, pio_kv_store) */
+#define PIO_PLUGIN_ABI_VERSION 2u
 #define PIO_PLUGIN_ENTRY_SYMBOL "pio_plugin_entry"
 
 /* Mark the entry function exported, also under -fvisibility=hidden:

@@ -15,6 +15,8 @@ int pio_cmd_tokenize(int argc, char **argv);
 int pio_cmd_perplexity(int argc, char **argv);
 int pio_cmd_bench(int argc, char **argv);
 int pio_cmd_quantize(int argc, char **argv);
+int pio_cmd_template(int argc, char **argv);
+int pio_cmd_serve(int argc, char **argv);
 
 /* Print "pio: <msg>" on stderr; returns 1. */
 int pio_cli_fail(const char *what);

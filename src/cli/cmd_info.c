@@ -23,6 +23,7 @@ int pio_cmd_info(int argc, char **argv)
     const pio_model_info *mi;
     int i, r;
     double kv_per_token, weights;
+    pio_dtype kv_dtype;
 
     for (i = 1; i < argc; i++) {
         if ((r = cli_parse_model_opt(&mo, argc, argv, &i))) {
@@ -41,21 +42,28 @@ int pio_cmd_info(int argc, char **argv)
     if (cli_load_engine(&mo, false, 1, &e))
         return 1;
     mi = pio_engine_model_info(e);
-    kv_per_token = (double)mi->kv_layers * (mi->kv_k_dim + mi->kv_v_dim) * sizeof(float);
+    kv_dtype = pio_engine_kv(e)->dtype;
+    kv_per_token = (double)mi->kv_layers * (mi->kv_k_dim + mi->kv_v_dim) * pio_dtype_size(kv_dtype);
     weights = (double)mi->weight_bytes;
     printf("architecture:   %s\n", mi->architecture);
     printf("plugin:         %s\n", mi->name);
     printf("parameters:     %lld (%.3f B)\n", (long long)mi->n_params, (double)mi->n_params / 1e9);
     printf("dtypes:         %s\n", mi->dtypes);
     printf("layers:         %lld\n", (long long)mi->n_layers);
+    if (pio_engine_config(e)->num_experts > 0) {        /* MoE: config.json / GGUF expert_* keys */
+        const pio_hf_config *cfg = pio_engine_config(e);
+        printf("experts:        %lld routed, %lld per token (ff %lld%s)\n", (long long)cfg->num_experts,
+               (long long)cfg->num_experts_per_tok, (long long)cfg->moe_intermediate_size,
+               cfg->norm_topk_prob ? ", top-k weights renormalized" : "");
+    }
     printf("hidden size:    %lld\n", (long long)mi->hidden_size);
     printf("vocab (rows):   %lld\n", (long long)mi->n_vocab);
     if (pio_engine_tokenizer(e))
         printf("tokenizer:      %d tokens\n", pio_tokenizer_n_vocab(pio_engine_tokenizer(e)));
     printf("context:        %lld trained, %d configured\n", (long long)mi->n_ctx_train, pio_engine_n_ctx(e));
     printf("weights:        %.1f MB (mmap'd)\n", weights / 1e6);
-    printf("KV cache:       %.1f KB per token (f32), %.1f MB at %d tokens\n", kv_per_token / 1e3,
-           kv_per_token * pio_engine_n_ctx(e) / 1e6, pio_engine_n_ctx(e));
+    printf("KV cache:       %.1f KB per token (%s), %.1f MB at %d tokens\n", kv_per_token / 1e3,
+           pio_dtype_name(kv_dtype), kv_per_token * pio_engine_n_ctx(e) / 1e6, pio_engine_n_ctx(e));
     printf("memory needed:  %.1f MB (weights + KV cache at the configured context)\n",
            (weights + kv_per_token * pio_engine_n_ctx(e)) / 1e6);
     pio_engine_free(e);

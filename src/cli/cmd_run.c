@@ -12,13 +12,18 @@
 
 static void run_usage(FILE *f)
 {
-    fprintf(f, "usage: pio run [options] -p PROMPT\n\n"
+    fprintf(f, "usage: pio run [options] -p PROMPT\n"
+               "       pio run [options] --fim-prefix TEXT --fim-suffix TEXT\n\n"
                "Generate text that continues PROMPT and stream it to stdout. Timings go to stderr.\n\n"
                "options:\n"
                "  -p, --prompt TEXT     the prompt (default: read stdin)\n"
                "  -f, --file PATH       read the prompt from a file\n"
                "      --chat            wrap the prompt as one user turn in the model's chat format\n"
                "  -s, --system TEXT     system message (with --chat)\n"
+               "      --fim-prefix TEXT fill in the middle: generate the code between PREFIX and\n"
+               "      --fim-suffix TEXT SUFFIX, from <|fim_prefix|>PREFIX<|fim_suffix|>SUFFIX<|fim_middle|>\n"
+               "                        (the tokenizer must have these tokens; no -p, -f or --chat)\n"
+               "      --dry-run         print the prompt's token ids as a JSON array and exit\n"
                "  -q, --quiet           no timings on stderr\n"
                CLI_MODEL_OPTS_HELP CLI_GEN_OPTS_HELP
                "  -h, --help            this help\n");
@@ -57,10 +62,58 @@ static bool stream_text(void *user, int32_t token, const char *text, size_t len)
     return true;
 }
 
+/*
+ * The fill-in-the-middle prompt <|fim_prefix|>PREFIX<|fim_suffix|>SUFFIX
+ * <|fim_middle|> as ids: the three special tokens by id, the texts encoded
+ * on their own (so text that spells a special token stays text). Qwen2.5-
+ * and Qwen3-Coder use this prefix-suffix-middle order.
+ */
+static int fim_prompt(const pio_tokenizer *tok, const char *prefix, const char *suffix,
+                      int32_t **ids, size_t *n_ids)
+{
+    static const char *const names[3] = { "<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>" };
+    const char *texts[2] = { prefix, suffix };
+    int32_t special[3], *out = NULL, *part = NULL, *nb;
+    size_t n = 0, np = 0;
+    int k;
+    for (k = 0; k < 3; k++) {
+        special[k] = pio_tokenizer_token_to_id(tok, names[k]);
+        if (special[k] < 0) {
+            fprintf(stderr, "pio run: the tokenizer has no %s token: this model does not support "
+                            "fill-in-the-middle (--fim-prefix/--fim-suffix)\n", names[k]);
+            return 1;
+        }
+    }
+    for (k = 0; k < 3; k++) {
+        np = 0;
+        part = NULL;
+        if (k < 2 && pio_tokenizer_encode(tok, texts[k], strlen(texts[k]), &part, &np)) {
+            fprintf(stderr, "pio run: --fim-%s: %s\n", k ? "suffix" : "prefix", pio_last_error());
+            free(out);
+            return 1;
+        }
+        nb = realloc(out, (n + np + 1) * sizeof *out);
+        if (!nb) {
+            free(part);
+            free(out);
+            return pio_cli_fail("out of memory");
+        }
+        out = nb;
+        out[n++] = special[k];
+        if (np)
+            memcpy(out + n, part, np * sizeof *out);
+        n += np;
+        free(part);
+    }
+    *ids = out;
+    *n_ids = n;
+    return 0;
+}
+
 /* Build a one-turn chat prompt with the model's chat format. */
 static int chat_prompt(pio_engine *e, const char *system, const char *user, char **out)
 {
-    cJSON *msgs = cJSON_CreateArray(), *m;
+    cJSON *msgs = cJSON_CreateArray(), *m, *ctx;
     char *json;
     pio_status st;
     if (!msgs)
@@ -75,11 +128,18 @@ static int chat_prompt(pio_engine *e, const char *system, const char *user, char
     cJSON_AddStringToObject(m, "role", "user");
     cJSON_AddStringToObject(m, "content", user);
     cJSON_AddItemToArray(msgs, m);
-    json = cJSON_PrintUnformatted(msgs);
-    cJSON_Delete(msgs);
+    ctx = cJSON_CreateObject();
+    if (!ctx) {
+        cJSON_Delete(msgs);
+        return pio_cli_fail("out of memory");
+    }
+    cJSON_AddItemToObject(ctx, "messages", msgs);
+    cJSON_AddBoolToObject(ctx, "add_generation_prompt", true);
+    json = cJSON_PrintUnformatted(ctx);
+    cJSON_Delete(ctx);
     if (!json)
         return pio_cli_fail("out of memory");
-    st = pio_engine_format_chat(e, json, true, out);
+    st = pio_engine_format_chat(e, json, out);
     free(json);
     return st ? pio_cli_fail(pio_last_error()) : 0;
 }
@@ -88,8 +148,8 @@ int pio_cmd_run(int argc, char **argv)
 {
     cli_model_opts mo = { 0 };
     cli_gen_opts go;
-    const char *prompt = NULL, *file = NULL, *system = NULL;
-    bool chat = false, quiet = false;
+    const char *prompt = NULL, *file = NULL, *system = NULL, *fim_prefix = NULL, *fim_suffix = NULL;
+    bool chat = false, quiet = false, dry_run = false;
     char *owned = NULL, *formatted = NULL;
     int32_t *ids = NULL;
     size_t n_ids = 0, len = 0;
@@ -114,6 +174,12 @@ int pio_cmd_run(int argc, char **argv)
             chat = true;
         } else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
             quiet = true;
+        } else if (!strcmp(a, "--dry-run")) {
+            dry_run = true;
+        } else if (!strcmp(a, "--fim-prefix") && i + 1 < argc) {
+            fim_prefix = argv[++i];
+        } else if (!strcmp(a, "--fim-suffix") && i + 1 < argc) {
+            fim_suffix = argv[++i];
         } else if ((!strcmp(a, "-p") || !strcmp(a, "--prompt") || !strcmp(a, "-f") ||
                     !strcmp(a, "--file") || !strcmp(a, "-s") || !strcmp(a, "--system")) && i + 1 < argc) {
             if (a[1] == 'p' || !strcmp(a, "--prompt"))
@@ -128,7 +194,11 @@ int pio_cmd_run(int argc, char **argv)
             return 2;
         }
     }
-    if (!prompt) {
+    if ((fim_prefix || fim_suffix) && (prompt || file || chat)) {
+        fprintf(stderr, "pio run: --fim-prefix/--fim-suffix build the prompt: no -p, -f or --chat with them\n");
+        return 2;
+    }
+    if (!prompt && !fim_prefix && !fim_suffix) {
         FILE *f = file ? fopen(file, "rb") : stdin;
         if (!f) {
             fprintf(stderr, "pio run: cannot open %s\n", file);
@@ -153,13 +223,23 @@ int pio_cmd_run(int argc, char **argv)
             goto out;
         prompt = formatted;
     }
-    st = pio_tokenizer_encode(pio_engine_tokenizer(e), prompt, strlen(prompt), &ids, &n_ids);
-    if (st) {
+    if (fim_prefix || fim_suffix) {
+        if (fim_prompt(pio_engine_tokenizer(e), fim_prefix ? fim_prefix : "", fim_suffix ? fim_suffix : "",
+                       &ids, &n_ids))
+            goto out;
+    } else if ((st = pio_tokenizer_encode(pio_engine_tokenizer(e), prompt, strlen(prompt), &ids, &n_ids))) {
         fprintf(stderr, "pio run: prompt: %s\n", pio_last_error());
         goto out;
     }
     if (n_ids == 0) {
         fprintf(stderr, "pio run: the prompt is empty\n");
+        goto out;
+    }
+    if (dry_run) {
+        for (size_t k = 0; k < n_ids; k++)
+            printf("%s%d", k ? ", " : "[", ids[k]);
+        printf("]\n");
+        rc = 0;
         goto out;
     }
     cli_gen_params(&go, e, &gp);

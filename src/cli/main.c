@@ -22,6 +22,8 @@ static const subcommand subcommands[] = {
     { "tokenize", pio_cmd_tokenize, "encode stdin with a tokenizer.json, print the ids (JSON)" },
     { "perplexity", pio_cmd_perplexity, "perplexity of a model on a text file" },
     { "bench", pio_cmd_bench, "prompt and generation speed (tokens/s) and peak memory, like llama-bench" },
+    { "serve", pio_cmd_serve, "OpenAI-compatible HTTP server with continuous batching" },
+    { "template", pio_cmd_template, "render a Jinja chat template with a JSON context" },
     { "quantize", pio_cmd_quantize, "write a model directory as a GGUF file (q8_0, q4_0, q4_k, bf16, ...)" },
 };
 

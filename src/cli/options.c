@@ -46,7 +46,8 @@ int cli_parse_model_opt(cli_model_opts *o, int argc, char **argv, int *i)
     long v;
     bool takes_value = !strcmp(a, "-m") || !strcmp(a, "--model") || !strcmp(a, "-t") ||
                        !strcmp(a, "--threads") || !strcmp(a, "-c") || !strcmp(a, "--ctx") ||
-                       !strcmp(a, "--plugin-dir") || !strcmp(a, "--dtype");
+                       !strcmp(a, "--plugin-dir") || !strcmp(a, "--dtype") ||
+                       !strcmp(a, "--kv-type");
     if (!takes_value)
         return 0;
     if (*i + 1 >= argc) {
@@ -70,6 +71,13 @@ int cli_parse_model_opt(cli_model_opts *o, int argc, char **argv, int *i)
             return -1;
         }
         o->dtype = val;
+    } else if (!strcmp(a, "--kv-type")) {
+        int dt = pio_dtype_from_name(val);
+        if (dt != PIO_DTYPE_F16 && dt != PIO_DTYPE_F32 && dt != PIO_DTYPE_BF16) {
+            fprintf(stderr, "pio: --kv-type expects f16, f32 or bf16, got \"%s\"\n", val);
+            return -1;
+        }
+        o->kv_type = val;
     } else {
         o->plugin_dir = val;
     }
@@ -131,6 +139,8 @@ int cli_load_engine(const cli_model_opts *o, bool progress, int n_seqs, pio_engi
     p.opts.n_seqs = n_seqs;
     p.plugin_dir = o->plugin_dir;
     p.opts.dtype = o->dtype;
+    if (o->kv_type)
+        p.kv_dtype = (pio_dtype)pio_dtype_from_name(o->kv_type);
     p.progress = progress;
     st = pio_engine_load(dir, &p, out);
     if (st) {

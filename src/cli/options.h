@@ -12,6 +12,7 @@ typedef struct cli_model_opts {
     int n_ctx;                /* -c/--ctx N */
     const char *plugin_dir;   /* --plugin-dir DIR */
     const char *dtype;        /* --dtype SPEC: quantize on load; NULL = as stored */
+    const char *kv_type;      /* --kv-type f16|f32|bf16; NULL = f16 */
 } cli_model_opts;
 
 #define CLI_MODEL_OPTS_HELP \
@@ -21,7 +22,8 @@ typedef struct cli_model_opts {
     "      --plugin-dir DIR  also load model plugins from DIR\n" \
     "      --dtype SPEC      convert weight matrices on load: f32, f16, bf16, q8_0, q4_0,\n" \
     "                        q4_k or q6_k, with per-tensor overrides PATTERN=TYPE\n" \
-    "                        (e.g. q4_0,lm_head.weight=q8_0; default: as stored)\n"
+    "                        (e.g. q4_0,lm_head.weight=q8_0; default: as stored)\n" \
+    "      --kv-type TYPE    KV cache rows: f16 (default), f32 or bf16\n"
 
 /* If argv[*i] is a model option, consume it (and its value) and return 1;
  * return 0 if it is not one, -1 (message printed) if its value is bad. */

@@ -2,6 +2,7 @@
  * engine.c - model loading (files -> plugin -> KV cache) and generation.
  */
 #include "pio/engine.h"
+#include "pio/chat_template.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>
@@ -27,6 +28,8 @@ struct pio_engine {
     int n_ctx;
     int32_t **history;          /* [n_seqs] tokens whose K/V are in the cache */
     int *n_history;             /* [n_seqs] */
+    pio_chat_template *chat_tpl;  /* the model directory's own template, or NULL */
+    char *chat_tpl_error;       /* why it did not parse (reported by format_chat), or NULL */
 };
 
 void pio_engine_params_default(pio_engine_params *p)
@@ -36,6 +39,7 @@ void pio_engine_params_default(pio_engine_params *p)
     p->opts.n_ctx = 0;
     p->opts.n_seqs = 0;      /* the plugin's default (plugin_config.json), else 1 */
     p->progress = true;
+    p->kv_dtype = PIO_DTYPE_F16;
 }
 
 static double now_seconds(void)
@@ -132,6 +136,44 @@ static void plugin_defaults(const pio_model_plugin *plugin, pio_options *opts, i
  * A GGUF model file (-m model.gguf): config, generation settings, tokenizer
  * and weights all come from its metadata and tensors (formats.h, GGUF).
  */
+/*
+ * A GGUF model's chat template (tokenizer.chat_template) with its bos/eos
+ * token texts; a template that does not parse is kept as an error for
+ * pio_engine_format_chat (see engine_load_chat_template).
+ */
+static pio_status engine_gguf_chat_template(pio_engine *e, const pio_gguf *g)
+{
+    static const char *const tokens[][2] = {
+        { "tokenizer.ggml.bos_token_id", "bos_token" }, { "tokenizer.ggml.eos_token_id", "eos_token" },
+    };
+    const char *src, *text;
+    size_t len;
+    int64_t id;
+    pio_status st = pio_gguf_get_str(g, "tokenizer.chat_template", &src, &len);
+    if (st == PIO_STATUS_ERR_MISSING) {
+        pio_clear_error();
+        return PIO_STATUS_OK;
+    }
+    if (st)
+        return st;
+    st = pio_chat_template_parse(src, len, "tokenizer.chat_template", &e->chat_tpl);
+    if (st == PIO_STATUS_ERR_NOMEM)
+        return st;
+    if (st) {
+        e->chat_tpl_error = strdup(pio_last_error());
+        return e->chat_tpl_error ? PIO_STATUS_OK : pio_error(PIO_STATUS_ERR_NOMEM, "engine: out of memory");
+    }
+    for (size_t i = 0; i < sizeof tokens / sizeof tokens[0]; i++) {
+        if (!e->tok || pio_gguf_get_int(g, tokens[i][0], &id) || id < 0 || id > INT32_MAX)
+            continue;
+        text = pio_tokenizer_id_to_token(e->tok, (int32_t)id);
+        if (text && (st = pio_chat_template_set_default(e->chat_tpl, tokens[i][1], text)))
+            return st;
+    }
+    pio_clear_error();
+    return PIO_STATUS_OK;
+}
+
 static pio_status engine_load_gguf(pio_engine *e, const char *path)
 {
     pio_gguf *g;
@@ -152,6 +194,8 @@ static pio_status engine_load_gguf(pio_engine *e, const char *path)
             pio_clear_error();                     /* tokenizer.json; ids still work (logits, bench) */
         }
     }
+    if (!st)
+        st = engine_gguf_chat_template(e, g);
     if (st) {
         pio_gguf_free(g);
         return st;
@@ -172,6 +216,23 @@ static pio_status engine_model_file(const char *path, bool *is_gguf)
         return PIO_STATUS_OK;
     }
     return pio_error(PIO_STATUS_ERR_IO, "%s: not a model directory or a GGUF file (.gguf)", path);
+}
+
+/*
+ * The model directory's chat template (pio/chat_template.h). None is fine
+ * (the plugin's format_chat is used); one that does not parse is kept as an
+ * error for pio_engine_format_chat, so `pio run` with a raw prompt still works
+ * while a chat never silently falls back to another format.
+ */
+static pio_status engine_load_chat_template(pio_engine *e, const char *model_dir)
+{
+    pio_status st = pio_chat_template_load(model_dir, &e->chat_tpl);
+    if (st == PIO_STATUS_OK || st == PIO_STATUS_ERR_MISSING)
+        return PIO_STATUS_OK;
+    if (st == PIO_STATUS_ERR_NOMEM)
+        return st;
+    e->chat_tpl_error = strdup(pio_last_error());
+    return e->chat_tpl_error ? PIO_STATUS_OK : pio_error(PIO_STATUS_ERR_NOMEM, "engine: out of memory");
 }
 
 pio_status pio_engine_load(const char *model_dir, const pio_engine_params *params, pio_engine **out)
@@ -230,6 +291,8 @@ pio_status pio_engine_load(const char *model_dir, const pio_engine_params *param
         goto fail;
 
 select_plugin:
+    if (!is_gguf && (st = engine_load_chat_template(e, model_dir)))
+        goto fail;
     st = pio_plugins_load_default();
     if (st)
         goto fail;
@@ -278,7 +341,8 @@ select_plugin:
     {
         int n_seqs = opts.n_seqs;
         st = pio_kv_paged_new(e->info.kv_layers, n_seqs, n_ctx, e->info.kv_k_dim,
-                              e->info.kv_v_dim, 16, 0, &e->kv);
+                              e->info.kv_v_dim, params->kv_dtype, PIO_ENGINE_KV_BLOCK, params->kv_blocks,
+                              &e->kv);
         if (st)
             goto fail;
         e->history = calloc((size_t)n_seqs, sizeof *e->history);
@@ -319,6 +383,8 @@ void pio_engine_free(pio_engine *e)
     pio_weights_free(e->weights);
     pio_tokenizer_free(e->tok);
     pio_hf_config_free(&e->config);
+    pio_chat_template_free(e->chat_tpl);
+    free(e->chat_tpl_error);
     free(e->dir);
     free(e);
 }
@@ -329,6 +395,7 @@ const pio_generation_config *pio_engine_generation_config(const pio_engine *e) {
 const pio_model_plugin *pio_engine_plugin(const pio_engine *e) { return e->plugin; }
 const pio_tokenizer *pio_engine_tokenizer(const pio_engine *e) { return e->tok; }
 int pio_engine_n_ctx(const pio_engine *e) { return e->n_ctx; }
+pio_kv *pio_engine_kv(pio_engine *e) { return e->kv; }
 
 pio_status pio_engine_forward(pio_engine *e, const pio_batch *batch, float *logits)
 {
@@ -410,31 +477,26 @@ pio_status pio_engine_logits(pio_engine *e, const int32_t *ids, int n, float **l
     return st;
 }
 
-pio_status pio_engine_format_chat(pio_engine *e, const char *messages_json,
-                                  bool add_generation_prompt, char **prompt)
+/*
+ * The model's own template renders the whole context; without one the
+ * plugin's "format_chat" command gets the same JSON (it reads "messages"
+ * and "add_generation_prompt").
+ */
+pio_status pio_engine_format_chat(pio_engine *e, const char *context_json, char **prompt)
 {
-    cJSON *req = NULL, *msgs = NULL, *res = NULL;
-    char *in = NULL, *out = NULL;
+    cJSON *res = NULL;
+    char *out = NULL;
     pio_status st;
 
+    *prompt = NULL;
+    if (e->chat_tpl_error)
+        return pio_error(PIO_STATUS_ERR_FORMAT, "chat template: %s", e->chat_tpl_error);
+    if (e->chat_tpl)
+        return pio_chat_template_render(e->chat_tpl, context_json, prompt);
     if (!e->plugin->execute)
-        return pio_error(PIO_STATUS_ERR_UNSUPPORTED, "plugin %s has no chat format", e->plugin->name);
-    msgs = cJSON_Parse(messages_json);
-    if (!msgs)
-        return pio_error(PIO_STATUS_ERR_FORMAT, "chat messages are not valid JSON");
-    req = cJSON_CreateObject();
-    if (!req) {
-        cJSON_Delete(msgs);
-        return pio_error(PIO_STATUS_ERR_NOMEM, "out of memory");
-    }
-    cJSON_AddItemToObject(req, "messages", msgs);
-    cJSON_AddBoolToObject(req, "add_generation_prompt", add_generation_prompt);
-    in = cJSON_PrintUnformatted(req);
-    cJSON_Delete(req);
-    if (!in)
-        return pio_error(PIO_STATUS_ERR_NOMEM, "out of memory");
-    st = e->plugin->execute(e->ctx, "format_chat", in, &out);
-    free(in);
+        return pio_error(PIO_STATUS_ERR_UNSUPPORTED, "%s has no chat template and plugin %s has no chat format",
+                         e->dir, e->plugin->name);
+    st = e->plugin->execute(e->ctx, "format_chat", context_json, &out);
     if (st)
         return st;
     res = cJSON_Parse(out);

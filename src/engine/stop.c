@@ -113,9 +113,11 @@ static pio_status emit_head(pio_stop_matcher *m, size_t n, pio_stop_result *out)
 {
     if (!grow(&m->out, &m->out_cap, n + 1))
         return pio_error(PIO_STATUS_ERR_NOMEM, "stop strings: out of memory");
-    memcpy(m->out, m->held, n);
+    if (n)                                  /* held is NULL before the first text */
+        memcpy(m->out, m->held, n);
     m->out[n] = '\0';
-    memmove(m->held, m->held + n, m->held_len - n);
+    if (m->held_len > n)
+        memmove(m->held, m->held + n, m->held_len - n);
     m->held_len -= n;
     out->text = m->out;
     out->len = n;

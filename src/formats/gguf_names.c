@@ -355,9 +355,28 @@ pio_status pio_hf_config_from_gguf(const pio_gguf *g, pio_hf_config *cfg)
     t = pio_gguf_find_tensor(g, "blk.0.attn_q.bias");
     cJSON_AddBoolToObject(root, "attention_bias", t != NULL);
     if (gguf_archs[which].moe) {
-        cJSON_AddBoolToObject(root, "norm_topk_prob", true);   /* llama.cpp: always for qwen3moe */
+        /* llama.cpp makes every qwen3moe layer sparse; a layer without a
+         * router (blk.N.ffn_gate_inp) is listed as dense, as transformers'
+         * mlp_only_layers would (pio's converters write such files) */
+        cJSON *dense = cJSON_CreateArray();
+        const cJSON *nl = cJSON_GetObjectItemCaseSensitive(root, "num_hidden_layers");
+        for (int l = 0; dense && cJSON_IsNumber(nl) && l < nl->valueint; l++) {
+            snprintf(key, sizeof key, "blk.%d.ffn_gate_inp.weight", l);
+            if (!pio_gguf_find_tensor(g, key))
+                cJSON_AddItemToArray(dense, cJSON_CreateNumber(l));
+        }
+        /* llama.cpp always renormalizes qwen3moe's top-k weights; a file may
+         * say otherwise with <arch>.expert_weights_norm (pio's converters
+         * write it false for norm_topk_prob = false) */
+        bool norm = true;
+        snprintf(key, sizeof key, "%s.expert_weights_norm", arch);
+        if (pio_gguf_find_key(g, key) >= 0 && (st = pio_gguf_get_bool(g, key, &norm)) != PIO_STATUS_OK) {
+            cJSON_Delete(dense);
+            goto done;
+        }
+        cJSON_AddBoolToObject(root, "norm_topk_prob", norm);
         cJSON_AddNumberToObject(root, "decoder_sparse_step", 1);
-        cJSON_AddItemToObject(root, "mlp_only_layers", cJSON_CreateArray());
+        cJSON_AddItemToObject(root, "mlp_only_layers", dense);
     }
     {
         int64_t n_tok = gguf_n_tokens(g), bos, eos;

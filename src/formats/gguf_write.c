@@ -679,6 +679,10 @@ static pio_status cv_metadata(pio_gguf_writer *w, const char *dir, const pio_hf_
         }
     }
 
+    if (cfg->num_experts > 0 && !cfg->norm_topk_prob) {   /* llama.cpp's default is true */
+        snprintf(key, sizeof key, "%s.expert_weights_norm", arch);
+        CV(pio_gguf_writer_add_bool(w, key, false));
+    }
     CV(pio_gguf_writer_add_tokenizer(w, dir, cfg->vocab_size, cfg));
 
     /* sampling defaults (llama.cpp's general.sampling.*) from generation_config.json */

@@ -2,7 +2,8 @@
  * requantize.c - convert a model's weight matrices in memory at load time
  * ("quantize on load", `--dtype`).
  *
- * A spec names the dtype for the 2-D ".weight" tensors and per-tensor
+ * A spec names the dtype for the 2-D ".weight" tensors (and 3-D stacks of
+ * MoE expert matrices, converted as one matrix of n_expert·rows rows) and per-tensor
  * overrides by fnmatch pattern; each selected matrix is converted row by row
  * on a thread pool into a buffer the pio_weights owns, and lookups return
  * the converted tensor from then on (pio_weights_replace). Norms and other
@@ -147,13 +148,27 @@ static bool rq_ends_with(const char *s, const char *suffix)
     return ls >= lx && !strcmp(s + ls - lx, suffix);
 }
 
+/* A 3-D stack of MoE expert matrices [n_expert, rows, cols]: transformers'
+ * fused "...mlp.experts.gate_up_proj" / "down_proj", GGUF's ffn_*_exps. */
+static bool rq_expert_stack(const pio_tensor *t)
+{
+    return t->n_dims == 3 && strstr(t->name, ".experts.") != NULL;
+}
+
+/* t as a matrix of rows x cols (an expert stack as n_expert·rows rows). */
+static void rq_matrix_shape(const pio_tensor *t, int64_t *rows, int64_t *cols)
+{
+    *rows = t->n_dims == 3 ? t->shape[0] * t->shape[1] : t->shape[0];
+    *cols = t->shape[t->n_dims - 1];
+}
+
 /* What the spec asks for tensor t: a dtype, RQ_KEEP, or RQ_NONE (not selected). */
 static int rq_target(const rq_spec *sp, const pio_tensor *t)
 {
     int dt = RQ_NONE;
-    if (t->n_dims != 2)
+    if (t->n_dims != 2 && !rq_expert_stack(t))
         return RQ_NONE;
-    if (rq_ends_with(t->name, ".weight"))
+    if (rq_ends_with(t->name, ".weight") || rq_expert_stack(t))
         dt = sp->dflt;
     for (int i = 0; i < sp->n_rules; i++)
         if (fnmatch(sp->rules[i].pattern, t->name, 0) == 0)
@@ -219,8 +234,7 @@ static pio_status rq_convert(pio_weights *w, int i, pio_dtype dt, pio_threadpool
 
     job.src = src;
     job.dst_dtype = dt;
-    job.rows = src->shape[0];
-    job.cols = src->shape[1];
+    rq_matrix_shape(src, &job.rows, &job.cols);
     job.src_row_bytes = pio_dtype_row_bytes(src->dtype, job.cols);
     job.dst_row_bytes = pio_dtype_row_bytes(dt, job.cols);
     job.scratch = scratch;
@@ -279,12 +293,14 @@ pio_status pio_weights_requantize(pio_weights *w, const char *spec, int n_thread
     for (int i = 0; i < n; i++) {
         const pio_tensor *t = pio_weights_at(w, i);
         int dt = rq_target(&sp, t);
+        int64_t rows, cols;
         plan[i] = RQ_NONE;
         if (dt == RQ_NONE)
             continue;
-        if (dt != RQ_KEEP && rq_source_ok(t->dtype) && t->shape[0] >= 0 && t->shape[1] > 0 &&
-            t->shape[1] % pio_dtype_block_elems(t->dtype) == 0) {
-            int fit = rq_fit(dt, t->shape[1]);
+        rq_matrix_shape(t, &rows, &cols);
+        if (dt != RQ_KEEP && rq_source_ok(t->dtype) && rows >= 0 && cols > 0 &&
+            cols % pio_dtype_block_elems(t->dtype) == 0) {
+            int fit = rq_fit(dt, cols);
             if (fit != dt && fit != RQ_KEEP)
                 stats->n_fallback++;
             dt = fit;
@@ -296,8 +312,8 @@ pio_status pio_weights_requantize(pio_weights *w, const char *spec, int n_thread
             continue;
         }
         plan[i] = dt;
-        if (t->shape[1] > max_cols)
-            max_cols = t->shape[1];
+        if (cols > max_cols)
+            max_cols = cols;
     }
 
     st = pio_threadpool_new(n_threads, &tp);

@@ -478,14 +478,15 @@ pio_status pio_weights_get(const pio_weights *w, const char *name, int n_dims,
     same = t->n_dims == n_dims;
     for (int i = 0; same && i < n_dims; i++)
         same = t->shape[i] == shape[i];
-    /* block-quantized types only for matrices, whose rows are whole blocks */
+    /* block-quantized types only for matrices (2-D, or 3-D stacks of MoE
+     * expert matrices), whose rows are whole blocks */
     if (t->dtype != PIO_DTYPE_F32 && t->dtype != PIO_DTYPE_F16 && t->dtype != PIO_DTYPE_BF16 &&
-        !(n_dims == 2 && t->n_dims == 2 && pio_dtype_is_quantized(t->dtype)))
+        !(n_dims >= 2 && t->n_dims == n_dims && pio_dtype_is_quantized(t->dtype)))
         return pio_error(PIO_STATUS_ERR_SHAPE,
                          "%s: tensor \"%s\": dtype %s shape %s, expected %s shape %s",
                          t->file, name, pio_dtype_name(t->dtype),
                          w_shape_str(have, sizeof have, t->n_dims, t->shape),
-                         n_dims == 2 ? "F32, F16, BF16 or a block-quantized type" : "F32, F16 or BF16",
+                         n_dims >= 2 ? "F32, F16, BF16 or a block-quantized type" : "F32, F16 or BF16",
                          w_shape_str(want, sizeof want, n_dims, shape));
     if (!same)
         return pio_error(PIO_STATUS_ERR_SHAPE, "%s: tensor \"%s\": shape %s (%s), expected %s", t->file,

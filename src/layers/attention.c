@@ -3,6 +3,7 @@
  */
 #include "layers/layers.h"
 
+#include "kernels/attn.h"
 #include "pio/kv.h"
 
 #include <stdlib.h>
@@ -33,32 +34,13 @@ static pio_status scratch_reserve(pio_attn_scratch *s, const pio_gqa_attn *a, in
     return PIO_STATUS_OK;
 }
 
-/* One task per (token, query head). */
-typedef struct attn_job {
-    const pio_batch *b;
-    pio_kv *kv;
-    int layer, n_heads, group, head_dim;
-    float scale;
-    const float *q;
-    float *out;
-} attn_job;
-
-static void attn_task(void *p, int task, int thread)
+/* The tiled, split-K kernels of kernels/attn.h at the active CPU level. */
+pio_status pio_attention_batch(pio_threadpool *tp, float *out, const float *q, const pio_batch *b,
+                               pio_kv *kv, int layer, int n_heads, int n_kv_heads, int head_dim,
+                               float scale)
 {
-    const attn_job *j = p;
-    int t = task / j->n_heads, h = task % j->n_heads;
-    size_t off = ((size_t)t * (size_t)j->n_heads + (size_t)h) * (size_t)j->head_dim;
-    (void)thread;
-    pio_attention_head(j->out + off, j->q + off, j->kv, j->layer, j->b->seq_id[t],
-                       j->b->pos[t] + 1, (h / j->group) * j->head_dim, j->head_dim, j->scale);
-}
-
-void pio_attention_batch(pio_threadpool *tp, float *out, const float *q, const pio_batch *b,
-                         pio_kv *kv, int layer, int n_heads, int n_kv_heads, int head_dim,
-                         float scale)
-{
-    attn_job job = { b, kv, layer, n_heads, n_heads / n_kv_heads, head_dim, scale, q, out };
-    pio_threadpool_run(tp, b->n_tokens * n_heads, attn_task, &job);
+    return pio_attention_run(pio_attn_kernels_get(), tp, out, q, b, kv, layer, n_heads,
+                             n_kv_heads, head_dim, scale, 0);
 }
 
 pio_status pio_gqa_attention(pio_threadpool *tp, const pio_gqa_attn *a, const pio_batch *b,
@@ -85,10 +67,10 @@ pio_status pio_gqa_attention(pio_threadpool *tp, const pio_gqa_attn *a, const pi
                 pio_rmsnorm(kt + (size_t)i * HD, kt + (size_t)i * HD, a->k_norm, HD, a->eps);
         pio_rope_neox(qt, a->n_heads, HD, cs);
         pio_rope_neox(kt, a->n_kv_heads, HD, cs);
-        memcpy(kv->ops->k_row(kv, layer, b->seq_id[t], b->pos[t]), kt, (size_t)nkv * sizeof(float));
-        memcpy(kv->ops->v_row(kv, layer, b->seq_id[t], b->pos[t]), s->v + (size_t)t * nkv,
-               (size_t)nkv * sizeof(float));
+        pio_kv_store(kv, layer, b->seq_id[t], b->pos[t], kt, s->v + (size_t)t * nkv);
     }
-    pio_attention_batch(tp, s->att, s->q, b, kv, layer, a->n_heads, a->n_kv_heads, HD, a->scale);
+    if ((st = pio_attention_batch(tp, s->att, s->q, b, kv, layer, a->n_heads, a->n_kv_heads, HD,
+                                  a->scale)))
+        return st;
     return pio_matmul(tp, out, s->att, n, a->wo);
 }

@@ -8,7 +8,9 @@
  *                      and rotate-half RoPE from per-token cos/sin tables;
  *   pio_attention_batch the cache-attention step alone (q already projected);
  *   pio_swiglu_mlp     down(silu(gate(x)) ⊙ up(x)), the dense FFN and the
- *                      body of every MoE expert.
+ *                      body of every MoE expert;
+ *   pio_moe_*          mixture of experts (moe.c): softmax top-k routing, and
+ *                      the routed SwiGLU experts run grouped by expert.
  *
  * All activations are f32, row-major, one row per batch token.
  */
@@ -56,12 +58,14 @@ pio_status pio_gqa_attention(pio_threadpool *tp, const pio_gqa_attn *a, const pi
 /*
  * The attention step alone: out[n][n_heads*head_dim] from the rotated
  * queries q[n][n_heads*head_dim] and the cache (keys/values of every
- * position <= pos[t] already stored). Query head h reads KV head
- * h / (n_heads / n_kv_heads).
+ * position <= pos[t] already stored, in the cache's dtype). Query head h
+ * reads KV head h / (n_heads / n_kv_heads). Tiled flash attention with
+ * split-K for long decode contexts (kernels/attn.h); fails only on bad
+ * geometry or out of memory.
  */
-void pio_attention_batch(pio_threadpool *tp, float *out, const float *q, const pio_batch *b,
-                         pio_kv *kv, int layer, int n_heads, int n_kv_heads, int head_dim,
-                         float scale);
+pio_status pio_attention_batch(pio_threadpool *tp, float *out, const float *q, const pio_batch *b,
+                               pio_kv *kv, int layer, int n_heads, int n_kv_heads, int head_dim,
+                               float scale);
 
 /* Scratch for pio_swiglu_mlp: gate and up rows for `cap` tokens of n_ff. */
 typedef struct pio_mlp_scratch {
@@ -76,5 +80,63 @@ void pio_mlp_scratch_free(pio_mlp_scratch *s);
 pio_status pio_swiglu_mlp(pio_threadpool *tp, const pio_wmat *w_gate, const pio_wmat *w_up,
                           const pio_wmat *w_down, const float *x, int n, float *out,
                           pio_mlp_scratch *s);
+
+/* ---- mixture of experts (moe.c) ------------------------------------------ */
+
+/* One routed expert: a SwiGLU MLP whose matrices are views into the
+ * checkpoint (any pio_wmat dtype; never copied, so an expert that is never
+ * selected is never read). */
+typedef struct pio_moe_expert {
+    pio_wmat gate;       /* (n_ff_exp, n_embd) */
+    pio_wmat up;         /* (n_ff_exp, n_embd) */
+    pio_wmat down;       /* (n_embd, n_ff_exp) */
+} pio_moe_expert;
+
+/*
+ * Softmax top-k routing (Qwen3-MoE, Qwen2-MoE, Mixtral), per token t < n:
+ * p = softmax(logits[t][0..n_experts)) in f32 over ALL experts, then the k
+ * largest p (ties: the lower expert index first) into idx[t][0..k) in
+ * descending order with their weights w[t][0..k); when `renorm`
+ * (norm_topk_prob) the k weights are divided by their sum. Cost:
+ * O(n·n_experts·k). 1 <= k <= n_experts.
+ */
+void pio_moe_route_softmax(const float *logits, int n, int n_experts, int k, bool renorm,
+                           int32_t *idx, float *w);
+
+/* Scratch for pio_moe_forward, grown on demand, freed with _free. */
+typedef struct pio_moe_scratch {
+    int cap_slots;       /* n·k (token, expert) pairs the lists hold */
+    int cap_experts;
+    int64_t cap_rows;    /* floats in xg / yg */
+    int32_t *count;      /* (2, n_experts + 1) slot offsets of each expert, fill cursors */
+    int32_t *rows;       /* (n·k) token index of each slot, grouped by expert */
+    float *wts;          /* (n·k) router weight of each slot */
+    float *xg;           /* (n, n_embd) gathered inputs of one expert */
+    float *yg;           /* (n, n_embd) its outputs */
+    pio_mlp_scratch mlp;
+    void *dec;           /* decode path: activations, gate/up/down rows of the k experts */
+    size_t dec_cap;      /* bytes of dec */
+} pio_moe_scratch;
+
+void pio_moe_scratch_free(pio_moe_scratch *s);
+
+/*
+ * out[n][n_embd] = Σ_j w[t][j] · Expert_{idx[t][j]}(x[t]) for x[n][n_embd],
+ * with idx/w [n][k] from a router. Tokens are grouped by expert (a counting
+ * sort); each expert that has tokens gathers its rows, runs one
+ * pio_swiglu_mlp over all of them (one read of its weights per call), and
+ * its outputs are scatter-added with the router weights, experts in
+ * ascending index order (as transformers' Qwen3MoeExperts). Experts with no
+ * token are not touched: in decode only the k selected experts' weights are
+ * read. A single token (decode) takes a fused path: the token's activation
+ * is quantized once, the gate and up rows of all k experts run as one pool
+ * job and their down rows as a second (2 dispatches instead of 3·k).
+ * Cost: k·n·3·n_embd·n_ff_exp multiply-adds.
+ * Errors: ERR_INVALID_ARG for an expert index outside [0, n_experts),
+ * ERR_NOMEM.
+ */
+pio_status pio_moe_forward(pio_threadpool *tp, const pio_moe_expert *experts, int n_experts, int k,
+                           const int32_t *idx, const float *w, const float *x, int n, int64_t n_embd,
+                           float *out, pio_moe_scratch *s);
 
 #endif

@@ -5,7 +5,7 @@
 #   PIO=build/pio bash tests/cli/bench.sh
 set -u
 PIO=${PIO:-build/pio}
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 M=$ROOT/tests/fixtures/qwen3/tied_gqa2_f32
 fail=0
 check() { if eval "$2"; then echo "ok   $1"; else echo "FAIL $1"; fail=1; fi; }

@@ -59,7 +59,7 @@ expect "hello plugin built at $hello_so" test -f "$hello_so"
 "$PIO" plugins --plugin-dir "$tmp/hello" >"$tmp/out" 2>"$tmp/err"
 rc=$?
 expect "pio plugins --plugin-dir exits 0 (got $rc)" test "$rc" -eq 0
-expect "hello listed" has "$tmp/out" "hello (ABI 1)"
+expect "hello listed" has "$tmp/out" "hello (ABI 2)"
 expect "hello's architecture listed" has "$tmp/out" "HelloForCausalLM"
 expect "hello's description listed" has "$tmp/out" "always predicts"
 expect "hello's origin listed" has "$tmp/out" "pio_hello.so"
@@ -75,7 +75,7 @@ d = json.load(open(sys.argv[1]))
 names = [p["name"] for p in d["plugins"]]
 assert names == ["hello"], names
 p = d["plugins"][0]
-assert p["abi_version"] == 1 and p["architectures"] == ["HelloForCausalLM"], p
+assert p["abi_version"] == 2 and p["architectures"] == ["HelloForCausalLM"], p
 assert p["origin"].endswith("pio_hello.so") and d["errors"] == [], d
 ' "$tmp/out"
 else
@@ -83,7 +83,7 @@ else
 fi
 
 PIO_PLUGIN_PATH="/nonexistent:$tmp/hello" "$PIO" plugins >"$tmp/out" 2>"$tmp/err"
-expect "PIO_PLUGIN_PATH finds hello" has "$tmp/out" "hello (ABI 1)"
+expect "PIO_PLUGIN_PATH finds hello" has "$tmp/out" "hello (ABI 2)"
 
 # ---- run the toy model through the manager and the greedy sampler -------------
 # From token 14 with vocab_size 16, greedy decoding must count 15 0 1 2 3.
@@ -194,12 +194,12 @@ n_before=$n_fail
 "$PIO" plugins --no-default --plugin-dir "$mixed" >"$tmp/out" 2>"$tmp/err"
 rc=$?
 expect "broken plugins do not fail the listing (rc $rc)" test "$rc" -eq 0
-expect "good plugin still listed" has "$tmp/out" "hello (ABI 1)"
+expect "good plugin still listed" has "$tmp/out" "hello (ABI 2)"
 expect "only one plugin listed" has "$tmp/out" "1 plugin:"
 expect "no entry: file and symbol named" \
     grep -qE 'noentry\.so: no "pio_plugin_entry" symbol.*undefined symbol' "$tmp/err"
 expect "wrong ABI: versions stated" \
-    has "$tmp/err" "badabi.so: plugin ABI version 7, this pio expects 1"
+    has "$tmp/err" "badabi.so: plugin ABI version 7, this pio expects 2"
 expect "missing method: file and method named" \
     grep -qE 'noinfer\.so: plugin "noinfer" has no infer method' "$tmp/err"
 expect "non-ELF: file named, dlopen reason given" \

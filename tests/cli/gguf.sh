@@ -196,8 +196,9 @@ for k in ("qwen3moe.expert_count", "qwen3moe.expert_used_count", "qwen3moe.exper
 print(f"{len(ta)} tensors identical, ffn_down_exps ne={[int(x) for x in e.shape]}")
 PY
     ); then ok "qwen3moe: $r"; else bad "qwen3moe: $r"; fi
-    "$PIO" info -m "$tmp/moe.c.gguf" > /dev/null 2>"$tmp/err"
-    grep -q "Qwen3MoeForCausalLM" "$tmp/err" && nosan && ok "qwen3moe gguf: config read ($(head -c 100 "$tmp/err"))" || bad "qwen3moe info"
+    "$PIO" info -m "$tmp/moe.c.gguf" > "$tmp/info.txt" 2>"$tmp/err"
+    grep -q "Qwen3MoeForCausalLM" "$tmp/info.txt" && grep -q "plugin: *qwen3_moe" "$tmp/info.txt" && nosan \
+      && ok "qwen3moe gguf: loaded by the qwen3_moe plugin ($(grep '^experts' "$tmp/info.txt" | tr -s ' '))" || bad "qwen3moe info"
 
     python3 "$SRC/tools/hf_to_gguf.py" "$wide" "$tmp/wide.f32.gguf" --outtype f32 >/dev/null 2>"$tmp/err"
     for dt in q4_k q6_k; do

@@ -1,0 +1,212 @@
+/*
+ * plugin.c - the qwen3_moe plugin table (factory: pio_plugin_entry) and its
+ * life cycle: initialize -> load_model -> infer... -> cleanup.
+ */
+#include "qwen3_moe.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct pio_plugin_ctx {
+    pio_options opts;
+    pio_threadpool *tp;
+    qwen3_moe_model model;
+    bool loaded;
+    char architecture[128];
+};
+
+static const char *const qwen3_moe_architectures[] = { "Qwen3MoeForCausalLM", NULL };
+
+/* A Qwen3-MoE config, by architecture (or by model_type when the
+ * architecture is absent). The hyperparameters are checked by load_model,
+ * so that a config this forward pass cannot run fails with a message that
+ * names the field (shared_expert_intermediate_size, mlp_only_layers, ...)
+ * rather than with "no plugin supports it". */
+static bool qwen3_moe_supports_config(const pio_hf_config *cfg)
+{
+    bool ok = false;
+    int i;
+    for (i = 0; qwen3_moe_architectures[i]; i++)
+        ok |= strcmp(cfg->architecture, qwen3_moe_architectures[i]) == 0;
+    if (!cfg->architecture[0])
+        ok = strcmp(cfg->model_type, "qwen3_moe") == 0;
+    return ok;
+}
+
+static pio_status qwen3_moe_initialize(pio_plugin_ctx **out, const pio_options *opts)
+{
+    pio_plugin_ctx *c = calloc(1, sizeof *c);
+    pio_status st;
+    if (!c)
+        return pio_error(PIO_STATUS_ERR_NOMEM, "qwen3_moe: out of memory");
+    if (opts)
+        c->opts = *opts;
+    st = pio_threadpool_new(c->opts.n_threads, &c->tp);
+    if (st) {
+        free(c);
+        return st;
+    }
+    *out = c;
+    return PIO_STATUS_OK;
+}
+
+static pio_status qwen3_moe_load_model(pio_plugin_ctx *c, const pio_model_files *files)
+{
+    pio_status st;
+    if (c->loaded)
+        return pio_error(PIO_STATUS_ERR_INVALID_ARG, "qwen3_moe: a model is already loaded");
+    st = qwen3_moe_model_load(&c->model, files->config, files->weights);
+    if (st)
+        return st;
+    snprintf(c->architecture, sizeof c->architecture, "%s", files->config->architecture);
+    c->loaded = true;
+    return PIO_STATUS_OK;
+}
+
+static pio_status qwen3_moe_infer(pio_plugin_ctx *c, const pio_batch *batch, pio_kv *kv, float *logits)
+{
+    if (!c->loaded)
+        return pio_error(PIO_STATUS_ERR_INVALID_ARG, "qwen3_moe: infer before load_model");
+    return qwen3_moe_forward(&c->model, c->tp, batch, kv, logits);
+}
+
+/* ChatML, as the Qwen3 templates render plain text turns (MODELS.md §8). */
+static pio_status format_chat(const char *json_in, char **json_out)
+{
+    cJSON *in = cJSON_Parse(json_in), *msgs, *m, *out = NULL;
+    size_t cap = 256, len = 0;
+    char *buf = NULL;
+    pio_status st = PIO_STATUS_OK;
+
+    if (!in)
+        return pio_error(PIO_STATUS_ERR_FORMAT, "format_chat: request is not valid JSON");
+    msgs = cJSON_GetObjectItemCaseSensitive(in, "messages");
+    if (!cJSON_IsArray(msgs)) {
+        st = pio_error(PIO_STATUS_ERR_FORMAT, "format_chat: \"messages\" must be an array");
+        goto done;
+    }
+    buf = malloc(cap);
+    if (!buf)
+        goto nomem;
+    buf[0] = '\0';
+    cJSON_ArrayForEach(m, msgs) {
+        const cJSON *role = cJSON_GetObjectItemCaseSensitive(m, "role");
+        const cJSON *content = cJSON_GetObjectItemCaseSensitive(m, "content");
+        size_t need;
+        if (!cJSON_IsString(role) || !cJSON_IsString(content)) {
+            st = pio_error(PIO_STATUS_ERR_FORMAT,
+                           "format_chat: each message needs string \"role\" and \"content\"");
+            goto done;
+        }
+        need = len + strlen(role->valuestring) + strlen(content->valuestring) + 32;
+        if (need > cap) {
+            char *nb = realloc(buf, need * 2);
+            if (!nb)
+                goto nomem;
+            buf = nb;
+            cap = need * 2;
+        }
+        len += (size_t)snprintf(buf + len, cap - len, "<|im_start|>%s\n%s<|im_end|>\n",
+                                role->valuestring, content->valuestring);
+    }
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(in, "add_generation_prompt"))) {
+        if (len + 32 > cap) {
+            char *nb = realloc(buf, len + 64);
+            if (!nb)
+                goto nomem;
+            buf = nb;
+            cap = len + 64;
+        }
+        len += (size_t)snprintf(buf + len, cap - len, "<|im_start|>assistant\n");
+    }
+    out = cJSON_CreateObject();
+    if (!out || !cJSON_AddStringToObject(out, "prompt", buf))
+        goto nomem;
+    *json_out = cJSON_PrintUnformatted(out);
+    if (!*json_out)
+        goto nomem;
+    goto done;
+nomem:
+    st = pio_error(PIO_STATUS_ERR_NOMEM, "format_chat: out of memory");
+done:
+    cJSON_Delete(out);
+    cJSON_Delete(in);
+    free(buf);
+    return st;
+}
+
+static pio_status qwen3_moe_execute(pio_plugin_ctx *c, const char *command, const char *json_in,
+                                char **json_out)
+{
+    if (strcmp(command, "format_chat") == 0)
+        return format_chat(json_in, json_out);
+    return pio_error(PIO_STATUS_ERR_UNSUPPORTED, "qwen3_moe: unknown command \"%s\"", command);
+}
+
+static pio_status qwen3_moe_get_model_info(pio_plugin_ctx *c, pio_model_info *info)
+{
+    const qwen3_moe_hparams *hp = &c->model.hp;
+    if (!c->loaded)
+        return pio_error(PIO_STATUS_ERR_INVALID_ARG, "qwen3_moe: no model loaded");
+    memset(info, 0, sizeof *info);
+    info->name = "qwen3_moe";
+    info->architecture = c->architecture;
+    info->n_params = c->model.n_params;
+    info->n_vocab = hp->n_vocab;
+    info->n_layers = hp->n_layers;
+    info->hidden_size = hp->n_embd;
+    info->n_ctx_train = hp->n_ctx_train;
+    info->weight_bytes = c->model.weight_bytes;
+    snprintf(info->dtypes, sizeof info->dtypes, "%s", c->model.dtypes);
+    info->kv_layers = hp->n_layers;
+    info->kv_k_dim = hp->n_kv_heads * hp->head_dim;
+    info->kv_v_dim = hp->n_kv_heads * hp->head_dim;
+    return PIO_STATUS_OK;
+}
+
+static pio_status qwen3_moe_update_config(pio_plugin_ctx *c, const pio_options *opts)
+{
+    pio_threadpool *tp;
+    pio_status st;
+    if (opts->n_threads != c->opts.n_threads) {
+        st = pio_threadpool_new(opts->n_threads, &tp);
+        if (st)
+            return st;
+        pio_threadpool_free(c->tp);
+        c->tp = tp;
+    }
+    c->opts = *opts;
+    return PIO_STATUS_OK;
+}
+
+static void qwen3_moe_cleanup(pio_plugin_ctx *c)
+{
+    if (!c)
+        return;
+    if (c->loaded)
+        qwen3_moe_model_free(&c->model);
+    pio_threadpool_free(c->tp);
+    free(c);
+}
+
+static const pio_model_plugin qwen3_moe_plugin = {
+    .abi_version = PIO_PLUGIN_ABI_VERSION,
+    .name = "qwen3_moe",
+    .description = "Qwen3 mixture of experts (softmax top-k router, QK-norm GQA attention)",
+    .hf_architectures = qwen3_moe_architectures,
+    .supports_config = qwen3_moe_supports_config,
+    .initialize = qwen3_moe_initialize,
+    .load_model = qwen3_moe_load_model,
+    .infer = qwen3_moe_infer,
+    .execute = qwen3_moe_execute,
+    .get_model_info = qwen3_moe_get_model_info,
+    .update_config = qwen3_moe_update_config,
+    .cleanup = qwen3_moe_cleanup,
+};
+
+PIO_PLUGIN_EXPORT const pio_model_plugin *pio_plugin_entry(void)
+{
+    return &qwen3_moe_plugin;
+}
