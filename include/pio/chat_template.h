@@ -52,6 +52,15 @@ const char *pio_chat_template_source(const pio_chat_template *t);
 
 void pio_chat_template_free(pio_chat_template *t);
 
+/*
+ * Plain ChatML, the fallback format of the Qwen families when a model has no
+ * chat template: "<|im_start|>ROLE\nCONTENT<|im_end|>\n" per message, then
+ * "<|im_start|>assistant\n" when add_generation_prompt. context_json is a
+ * render context ({"messages": [{role, content}], "add_generation_prompt"});
+ * *json_out (malloc'ed) is {"prompt": "..."}, the format_chat reply of a plugin.
+ */
+pio_status pio_chatml_format(const char *context_json, char **json_out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -20,6 +20,15 @@
 #include "pio/plugin.h"
 #include "kernels/kernels.h"
 
+/*
+ * Check a batch against a model before its forward pass, then reserve its
+ * cache rows: token ids in [0, n_vocab), positions >= 0, a cache with
+ * n_layers layers of kv_dim-wide key and value rows. `who` (the plugin name)
+ * starts each error message.
+ */
+pio_status pio_batch_prepare(const char *who, const pio_batch *b, int n_vocab, int n_layers,
+                             int kv_dim, pio_kv *kv);
+
 /* Weights and geometry of one grouped-query attention layer. */
 typedef struct pio_gqa_attn {
     int n_heads;

@@ -46,30 +46,6 @@ static pio_status scratch_alloc(qwen3_scratch *s, const qwen3_hparams *hp, int n
     return PIO_STATUS_OK;
 }
 
-/* Check the batch against the model and the cache; reserve cache rows. */
-static pio_status check_batch(const qwen3_model *m, const pio_batch *b, pio_kv *kv)
-{
-    int i;
-    pio_status st;
-    if (b->n_tokens <= 0)
-        return pio_error(PIO_STATUS_ERR_INVALID_ARG, "qwen3: empty batch");
-    if (kv->n_layers != m->hp.n_layers || kv->k_dim != m->hp.n_kv_heads * m->hp.head_dim ||
-        kv->v_dim != kv->k_dim)
-        return pio_error(PIO_STATUS_ERR_INVALID_ARG, "qwen3: KV cache geometry does not match the model");
-    for (i = 0; i < b->n_tokens; i++) {
-        if (b->tokens[i] < 0 || b->tokens[i] >= m->hp.n_vocab)
-            return pio_error(PIO_STATUS_ERR_INVALID_ARG,
-                             "qwen3: token id %d at batch index %d is outside the vocabulary [0, %d)",
-                             b->tokens[i], i, m->hp.n_vocab);
-        if (b->pos[i] < 0)
-            return pio_error(PIO_STATUS_ERR_INVALID_ARG, "qwen3: negative position at batch index %d", i);
-        st = kv->ops->reserve(kv, b->seq_id[i], b->pos[i] + 1);
-        if (st)
-            return st;
-    }
-    return PIO_STATUS_OK;
-}
-
 pio_status qwen3_forward(const qwen3_model *m, pio_threadpool *tp, const pio_batch *b,
                          pio_kv *kv, float *logits)
 {
@@ -79,7 +55,7 @@ pio_status qwen3_forward(const qwen3_model *m, pio_threadpool *tp, const pio_bat
     pio_status st;
     int l, t, i, n_out;
 
-    st = check_batch(m, b, kv);
+    st = pio_batch_prepare("qwen3", b, hp->n_vocab, hp->n_layers, hp->n_kv_heads * HD, kv);
     if (st)
         return st;
     st = scratch_alloc(&s, hp, n);

@@ -56,30 +56,6 @@ static pio_status scratch_alloc(moe_scratch *s, const qwen3_moe_hparams *hp, int
     return PIO_STATUS_OK;
 }
 
-/* Check the batch against the model and the cache; reserve cache rows. */
-static pio_status check_batch(const qwen3_moe_model *m, const pio_batch *b, pio_kv *kv)
-{
-    int i;
-    pio_status st;
-    if (b->n_tokens <= 0)
-        return pio_error(PIO_STATUS_ERR_INVALID_ARG, "qwen3_moe: empty batch");
-    if (kv->n_layers != m->hp.n_layers || kv->k_dim != m->hp.n_kv_heads * m->hp.head_dim ||
-        kv->v_dim != kv->k_dim)
-        return pio_error(PIO_STATUS_ERR_INVALID_ARG, "qwen3_moe: KV cache geometry does not match the model");
-    for (i = 0; i < b->n_tokens; i++) {
-        if (b->tokens[i] < 0 || b->tokens[i] >= m->hp.n_vocab)
-            return pio_error(PIO_STATUS_ERR_INVALID_ARG,
-                             "qwen3_moe: token id %d at batch index %d is outside the vocabulary [0, %d)",
-                             b->tokens[i], i, m->hp.n_vocab);
-        if (b->pos[i] < 0)
-            return pio_error(PIO_STATUS_ERR_INVALID_ARG, "qwen3_moe: negative position at batch index %d", i);
-        st = kv->ops->reserve(kv, b->seq_id[i], b->pos[i] + 1);
-        if (st)
-            return st;
-    }
-    return PIO_STATUS_OK;
-}
-
 /* y[n][n_embd] = the sparse MoE block on xn[n][n_embd]. */
 static pio_status moe_block(const qwen3_moe_model *m, const qwen3_moe_layer *L, pio_threadpool *tp,
                             int n, moe_scratch *s)
@@ -102,7 +78,7 @@ pio_status qwen3_moe_forward(const qwen3_moe_model *m, pio_threadpool *tp, const
     pio_status st;
     int l, t, i, n_out;
 
-    st = check_batch(m, b, kv);
+    st = pio_batch_prepare("qwen3_moe", b, hp->n_vocab, hp->n_layers, hp->n_kv_heads * HD, kv);
     if (st)
         return st;
     st = scratch_alloc(&s, hp, n);
