@@ -55,9 +55,18 @@ static bool file_exists(const char *path)
     return stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
 }
 
+/* Expert matrices of a mixture-of-experts model (HF ".experts.", GGUF
+ * "_exps"): left to page in when the router first selects them, so the
+ * resident set follows the experts in use. */
+static bool tensor_is_expert(const pio_tensor *t)
+{
+    return t->name && (strstr(t->name, ".experts.") || strstr(t->name, "_exps"));
+}
+
 /*
- * Read every page of the weights once, with a progress bar on a terminal, so
- * a large model's load time shows up here rather than in the first token.
+ * On a terminal, read one byte per page of every weight (experts aside) with
+ * a progress bar, so a large model's load time shows at load and not as a
+ * slow first token. Cost: one pass over the weight pages.
  */
 static void weights_page_in(const pio_weights *w, bool show)
 {
@@ -67,7 +76,8 @@ static void weights_page_in(const pio_weights *w, bool show)
     long page = sysconf(_SC_PAGESIZE);
 
     for (i = 0; i < pio_weights_count(w); i++)
-        total += (int64_t)pio_weights_at(w, i)->nbytes;
+        if (!tensor_is_expert(pio_weights_at(w, i)))
+            total += (int64_t)pio_weights_at(w, i)->nbytes;
     if (!show || total < (64 << 20) || !isatty(STDERR_FILENO))
         return;
     for (i = 0; i < pio_weights_count(w); i++) {
@@ -75,6 +85,8 @@ static void weights_page_in(const pio_weights *w, bool show)
         const unsigned char *p = t->data;
         size_t off;
         int pct;
+        if (tensor_is_expert(t))
+            continue;
         for (off = 0; off < t->nbytes; off += (size_t)page)
             sink ^= p[off];
         done += (int64_t)t->nbytes;
