@@ -355,6 +355,7 @@ static void test_matmul(pio_threadpool *tp1, pio_threadpool *tp3)
             float *x = xmalloc(sizeof(float) * (size_t)(nmax * cols));
             float *yref = xmalloc(sizeof(float) * (size_t)(nmax * rows));
             float *y = xmalloc(sizeof(float) * (size_t)(nmax * rows));
+            float *y1 = xmalloc(sizeof(float) * (size_t)(nmax * rows));
             float *tmp = xmalloc(sizeof(float) * (size_t)cols);
             double *mag = xmalloc(sizeof(double) * (size_t)(nmax * rows));
             int64_t r;
@@ -366,6 +367,12 @@ static void test_matmul(pio_threadpool *tp1, pio_threadpool *tp3)
                                                 x + (size_t)t * cols, cols, tmp);
             for (l = -1; l < n_levels; l++) {
                 int th;
+                /* batch invariance: row t of any batch is bit-identical to
+                 * token t run alone (n = 1), which the server relies on */
+                for (t = 0; t < nmax; t++) {
+                    const pio_kernels *kl = l < 0 ? pio_kernels_get() : levels[l];
+                    CHECK_OK(pio_matmul_kernels(kl, tp1, y1 + (size_t)t * rows, x + (size_t)t * cols, 1, &wm));
+                }
                 for (th = 0; th < 2; th++) {
                     for (ni = 0; ni < sizeof ns / sizeof ns[0]; ni++) {
                         int n = ns[ni];
@@ -383,6 +390,16 @@ static void test_matmul(pio_threadpool *tp1, pio_threadpool *tp3)
                                 e_max = isnan(e) ? INFINITY : e;
                         }
                         n_compared++;
+                        /* Known gaps (see docs/architecture.md): the packed Q8_0/Q4_0
+                         * prefill panels (n >= 16) and the scalar level's F16/BF16
+                         * panels sum in another order than the n = 1 path. */
+                        if (n < 16 && !((l < 0 ? pio_kernels_get() : levels[l])->level == PIO_CPU_LEVEL_SCALAR &&
+                                        (dt == PIO_DTYPE_F16 || dt == PIO_DTYPE_BF16)))
+                        CHECK(memcmp(y, y1, sizeof(float) * (size_t)(n * rows)) == 0,
+                              "pio_matmul %s %s rows=%lld cols=%lld n=%d threads=%d: rows differ "
+                              "from the same tokens run alone",
+                              l < 0 ? "active" : pio_cpu_level_name(levels[l]->level),
+                              pio_dtype_name(dt), (long long)rows, (long long)cols, n, th ? 3 : 1);
                         CHECK(e_max <= 2 * tol_vs_ref(dt),
                               "pio_matmul %s %s rows=%lld cols=%lld n=%d threads=%d: rel err %.3g",
                               l < 0 ? "active" : pio_cpu_level_name(levels[l]->level),
@@ -392,7 +409,7 @@ static void test_matmul(pio_threadpool *tp1, pio_threadpool *tp3)
                     }
                 }
             }
-            free(w); free(x); free(yref); free(y); free(tmp); free(mag);
+            free(w); free(x); free(yref); free(y); free(y1); free(tmp); free(mag);
         }
         printf("  matmul %-5s worst rel err vs ref %.2e\n", pio_dtype_name(dt), worst);
     }

@@ -241,7 +241,11 @@ pio_status pio_matmul_kernels(const pio_kernels *kt, pio_threadpool *tp, float *
                       ((int64_t)n_threads * GEMV_TASKS_PER_THREAD);
         per = (per + 3) & ~(int64_t)3;
         job.task_rows = per < 16 ? 16 : per;
-        job.kc = w->cols;
+        /* the same k blocks as prefill, so a token's row sums in the same
+         * order whatever the batch size (batch invariance) */
+        job.kc = kind == PIO_ACT_F32 ? KC_FLOAT : KC_QUANT;
+        if (job.kc > w->cols)
+            job.kc = w->cols;
         job.tb = n;
     } else {
         size_t xb;
