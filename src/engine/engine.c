@@ -503,8 +503,24 @@ pio_status pio_engine_format_chat(pio_engine *e, const char *context_json, char 
     *prompt = NULL;
     if (e->chat_tpl_error)
         return pio_error(PIO_STATUS_ERR_FORMAT, "chat template: %s", e->chat_tpl_error);
-    if (e->chat_tpl)
-        return pio_chat_template_render(e->chat_tpl, context_json, prompt);
+    if (e->chat_tpl) {
+        /* as transformers' apply_chat_template: `tools` is always defined
+         * (None when the caller has none), which templates test with
+         * "tools is not none" */
+        cJSON *ctx = cJSON_Parse(context_json);
+        char *with_tools;
+        if (!ctx || !cJSON_IsObject(ctx) || cJSON_HasObjectItem(ctx, "tools")) {
+            cJSON_Delete(ctx);
+            return pio_chat_template_render(e->chat_tpl, context_json, prompt);
+        }
+        with_tools = cJSON_AddNullToObject(ctx, "tools") ? cJSON_PrintUnformatted(ctx) : NULL;
+        cJSON_Delete(ctx);
+        if (!with_tools)
+            return pio_error(PIO_STATUS_ERR_NOMEM, "out of memory");
+        st = pio_chat_template_render(e->chat_tpl, with_tools, prompt);
+        free(with_tools);
+        return st;
+    }
     if (!e->plugin->execute)
         return pio_error(PIO_STATUS_ERR_UNSUPPORTED, "%s has no chat template and plugin %s has no chat format",
                          e->dir, e->plugin->name);

@@ -241,16 +241,16 @@ pio_status pio_matmul_kernels(const pio_kernels *kt, pio_threadpool *tp, float *
                       ((int64_t)n_threads * GEMV_TASKS_PER_THREAD);
         per = (per + 3) & ~(int64_t)3;
         job.task_rows = per < 16 ? 16 : per;
-        /* the same k blocks as prefill, so a token's row sums in the same
-         * order whatever the batch size (batch invariance) */
-        job.kc = kind == PIO_ACT_F32 ? KC_FLOAT : KC_QUANT;
-        if (job.kc > w->cols)
-            job.kc = w->cols;
+        job.kc = w->cols;
         job.tb = n;
     } else {
         size_t xb;
         job.task_rows = ROW_BLOCK;
-        job.kc = kind == PIO_ACT_F32 ? KC_FLOAT : KC_QUANT;
+        /* Below PACK_MIN_N tokens, k is not blocked: each row then sums in
+         * the decode path's order, so a token's row is bit-identical whether
+         * it runs alone or in a batch of up to PACK_MIN_N-1 (batch invariance
+         * for the server; blocking k would cost decode ~20% instead). */
+        job.kc = n < PACK_MIN_N ? w->cols : kind == PIO_ACT_F32 ? KC_FLOAT : KC_QUANT;
         if (job.kc > w->cols)
             job.kc = w->cols;
         xb = pio_act_row_bytes((pio_act_kind)kind, job.kc);
