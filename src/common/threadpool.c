@@ -1,11 +1,25 @@
 /*
  * threadpool.c - persistent workers woken per parallel-for by a generation
- * counter under a mutex/condvar; tasks are claimed with an atomic counter.
+ * counter; tasks are claimed with an atomic counter.
+ *
+ * Decode runs a few hundred short parallel-fors per token, so a futex wake
+ * per call (tens of microseconds in a VM) would cost a large share of the
+ * step. Workers and the caller therefore spin on the counters for a while
+ * (SPIN_ITERS pauses, ~0.1 ms) before sleeping on the condvars; the
+ * generation is bumped under the mutex, so a sleeping worker never misses it.
  */
 #include "common/threadpool.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define cpu_relax() _mm_pause()
+#elif defined(__aarch64__)
+#define cpu_relax() __asm__ __volatile__("yield")
+#else
+#define cpu_relax() ((void)0)
+#endif
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -15,9 +29,9 @@ struct pio_threadpool {
     pthread_mutex_t mu;
     pthread_cond_t wake;       /* workers wait here for a new generation */
     pthread_cond_t done;       /* the caller waits here for all workers */
-    unsigned generation;
-    int n_busy;                /* workers still in the current job */
-    bool quit;
+    atomic_uint generation;    /* bumped (under mu) once per job */
+    atomic_int n_busy;         /* workers still in the current job */
+    atomic_bool quit;
     /* current job */
     pio_task_fn fn;
     void *ctx;
@@ -26,6 +40,26 @@ struct pio_threadpool {
 };
 
 typedef struct worker_arg { pio_threadpool *tp; int index; } worker_arg;
+
+#define SPIN_ITERS 4096
+
+/* Wait until the generation differs from `seen`: spin, then sleep. */
+static unsigned wait_generation(pio_threadpool *tp, unsigned seen)
+{
+    unsigned g;
+    int i;
+    for (i = 0; i < SPIN_ITERS; i++) {
+        g = atomic_load_explicit(&tp->generation, memory_order_acquire);
+        if (g != seen)
+            return g;
+        cpu_relax();
+    }
+    pthread_mutex_lock(&tp->mu);
+    while ((g = atomic_load(&tp->generation)) == seen)
+        pthread_cond_wait(&tp->wake, &tp->mu);
+    pthread_mutex_unlock(&tp->mu);
+    return g;
+}
 
 static void run_tasks(pio_threadpool *tp, int thread)
 {
@@ -44,20 +78,17 @@ static void *worker_main(void *p)
     int index = wa->index;
     unsigned seen = 0;
     free(wa);
-    pthread_mutex_lock(&tp->mu);
     for (;;) {
-        while (!tp->quit && tp->generation == seen)
-            pthread_cond_wait(&tp->wake, &tp->mu);
-        if (tp->quit)
+        seen = wait_generation(tp, seen);
+        if (atomic_load(&tp->quit))
             break;
-        seen = tp->generation;
-        pthread_mutex_unlock(&tp->mu);
         run_tasks(tp, index);
-        pthread_mutex_lock(&tp->mu);
-        if (--tp->n_busy == 0)
+        if (atomic_fetch_sub(&tp->n_busy, 1) == 1) {
+            pthread_mutex_lock(&tp->mu);
             pthread_cond_signal(&tp->done);
+            pthread_mutex_unlock(&tp->mu);
+        }
     }
-    pthread_mutex_unlock(&tp->mu);
     return NULL;
 }
 
@@ -109,7 +140,8 @@ void pio_threadpool_free(pio_threadpool *tp)
     if (!tp)
         return;
     pthread_mutex_lock(&tp->mu);
-    tp->quit = true;
+    atomic_store(&tp->quit, true);
+    atomic_fetch_add(&tp->generation, 1);
     pthread_cond_broadcast(&tp->wake);
     pthread_mutex_unlock(&tp->mu);
     for (i = 1; i < tp->n_threads; i++)
@@ -133,20 +165,24 @@ void pio_threadpool_run(pio_threadpool *tp, int n_tasks, pio_task_fn fn, void *c
             fn(ctx, t, 0);
         return;
     }
-    pthread_mutex_lock(&tp->mu);
     tp->fn = fn;
     tp->ctx = ctx;
     tp->n_tasks = n_tasks;
     atomic_store(&tp->next_task, 0);
-    tp->n_busy = tp->n_threads - 1;
-    tp->generation++;
+    atomic_store(&tp->n_busy, tp->n_threads - 1);
+    pthread_mutex_lock(&tp->mu);
+    atomic_fetch_add_explicit(&tp->generation, 1, memory_order_release);
     pthread_cond_broadcast(&tp->wake);
     pthread_mutex_unlock(&tp->mu);
 
     run_tasks(tp, 0);
 
-    pthread_mutex_lock(&tp->mu);
-    while (tp->n_busy > 0)
-        pthread_cond_wait(&tp->done, &tp->mu);
-    pthread_mutex_unlock(&tp->mu);
+    for (t = 0; t < SPIN_ITERS && atomic_load_explicit(&tp->n_busy, memory_order_acquire) > 0; t++)
+        cpu_relax();
+    if (atomic_load_explicit(&tp->n_busy, memory_order_acquire) > 0) {
+        pthread_mutex_lock(&tp->mu);
+        while (atomic_load(&tp->n_busy) > 0)
+            pthread_cond_wait(&tp->done, &tp->mu);
+        pthread_mutex_unlock(&tp->mu);
+    }
 }
