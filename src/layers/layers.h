@@ -29,6 +29,14 @@
 pio_status pio_batch_prepare(const char *who, const pio_batch *b, int n_vocab, int n_layers,
                              int kv_dim, pio_kv *kv);
 
+/* Weight binding helpers for the plugins' loaders. */
+
+/* *out = malloc'ed f32 copy of tensor t (norm weights are kept in f32). */
+pio_status pio_tensor_f32_copy(const pio_tensor *t, float **out);
+
+/* "BF16 x 398, F32 x 1" from per-dtype tensor counts[PIO_DTYPE_COUNT] into buf. */
+void pio_dtype_counts_format(char *buf, size_t size, const int *counts);
+
 /* Weights and geometry of one grouped-query attention layer. */
 typedef struct pio_gqa_attn {
     int n_heads;

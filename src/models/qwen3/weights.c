@@ -8,6 +8,8 @@
  */
 #include "qwen3.h"
 
+#include "layers/layers.h"
+
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -112,22 +114,13 @@ static pio_status bind(const pio_weights *w, const qwen3_hparams *hp, const char
     return pio_weights_get(w, name, d1 == D_NONE ? 1 : 2, shape, out);
 }
 
-static pio_status norm_copy(const pio_tensor *t, float **out)
-{
-    *out = malloc((size_t)t->n_elements * sizeof(float));
-    if (!*out)
-        return pio_error(PIO_STATUS_ERR_NOMEM, "out of memory for %s", t->name);
-    pio_convert_to_f32(*out, t->data, t->dtype, t->n_elements);
-    return PIO_STATUS_OK;
-}
-
 pio_status qwen3_model_load(qwen3_model *m, const pio_hf_config *cfg, const pio_weights *w)
 {
     const pio_tensor *t;
     int dtype_counts[PIO_DTYPE_COUNT] = { 0 };
     char name[256];
     pio_status st;
-    int l, i, len;
+    int l, i;
 
     memset(m, 0, sizeof *m);
     st = qwen3_hparams_from_config(cfg, &m->hp);
@@ -153,7 +146,7 @@ pio_status qwen3_model_load(qwen3_model *m, const pio_hf_config *cfg, const pio_
     if (st)
         goto fail;
     account(m, t, dtype_counts);
-    st = norm_copy(t, &m->out_norm);
+    st = pio_tensor_f32_copy(t, &m->out_norm);
     if (st)
         goto fail;
 
@@ -172,7 +165,7 @@ pio_status qwen3_model_load(qwen3_model *m, const pio_hf_config *cfg, const pio_
                 goto fail;
             account(m, t, dtype_counts);
             if (s->is_norm) {
-                st = norm_copy(t, (float **)(void *)field);
+                st = pio_tensor_f32_copy(t, (float **)(void *)field);
                 if (st)
                     goto fail;
             } else {
@@ -188,11 +181,7 @@ pio_status qwen3_model_load(qwen3_model *m, const pio_hf_config *cfg, const pio_
     }
     pio_rope_inv_freq(m->inv_freq, hp->head_dim, hp->rope_theta);
 
-    len = 0;
-    for (i = 0; i < PIO_DTYPE_COUNT; i++)
-        if (dtype_counts[i])
-            len += snprintf(m->dtypes + len, sizeof m->dtypes - (size_t)len, "%s%s x %d",
-                            len ? ", " : "", pio_dtype_name((pio_dtype)i), dtype_counts[i]);
+    pio_dtype_counts_format(m->dtypes, sizeof m->dtypes, dtype_counts);
     return PIO_STATUS_OK;
 
 fail:

@@ -15,6 +15,8 @@
  */
 #include "qwen3_moe.h"
 
+#include "layers/layers.h"
+
 #include <cjson/cJSON.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -244,15 +246,6 @@ static pio_status bind(const pio_weights *w, const qwen3_moe_hparams *hp, const 
     return pio_weights_get(w, name, d1 == D_NONE ? 1 : 2, shape, out);
 }
 
-static pio_status norm_copy(const pio_tensor *t, float **out)
-{
-    *out = malloc((size_t)t->n_elements * sizeof(float));
-    if (!*out)
-        return pio_error(PIO_STATUS_ERR_NOMEM, "out of memory for %s", t->name);
-    pio_convert_to_f32(*out, t->data, t->dtype, t->n_elements);
-    return PIO_STATUS_OK;
-}
-
 /* Bind the specs of layer l into L. */
 static pio_status bind_specs(qwen3_moe_model *m, const pio_weights *w, const tensor_spec *specs, int n,
                              int l, qwen3_moe_layer *L, int *dtype_counts)
@@ -269,7 +262,7 @@ static pio_status bind_specs(qwen3_moe_model *m, const pio_weights *w, const ten
             return st;
         account(m, t, dtype_counts);
         if (s->is_norm) {
-            if ((st = norm_copy(t, (float **)(void *)field)))
+            if ((st = pio_tensor_f32_copy(t, (float **)(void *)field)))
                 return st;
         } else {
             *(pio_wmat *)(void *)field = pio_wmat_from_tensor(t);
@@ -390,7 +383,7 @@ pio_status qwen3_moe_model_load(qwen3_moe_model *m, const pio_hf_config *cfg, co
     int dtype_counts[PIO_DTYPE_COUNT] = { 0 };
     int64_t embd_params;
     pio_status st;
-    int l, i, len;
+    int l;
 
     memset(m, 0, sizeof *m);
     st = qwen3_moe_hparams_from_config(cfg, &m->hp);
@@ -417,7 +410,7 @@ pio_status qwen3_moe_model_load(qwen3_moe_model *m, const pio_hf_config *cfg, co
     if (st)
         goto fail;
     account(m, t, dtype_counts);
-    st = norm_copy(t, &m->out_norm);
+    st = pio_tensor_f32_copy(t, &m->out_norm);
     if (st)
         goto fail;
 
@@ -454,11 +447,7 @@ pio_status qwen3_moe_model_load(qwen3_moe_model *m, const pio_hf_config *cfg, co
     }
     pio_rope_inv_freq(m->inv_freq, hp->head_dim, hp->rope_theta);
 
-    len = 0;
-    for (i = 0; i < PIO_DTYPE_COUNT; i++)
-        if (dtype_counts[i])
-            len += snprintf(m->dtypes + len, sizeof m->dtypes - (size_t)len, "%s%s x %d",
-                            len ? ", " : "", pio_dtype_name((pio_dtype)i), dtype_counts[i]);
+    pio_dtype_counts_format(m->dtypes, sizeof m->dtypes, dtype_counts);
     return PIO_STATUS_OK;
 
 fail:
