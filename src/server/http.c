@@ -270,6 +270,7 @@ static mhd_result handler(void *cls, struct MHD_Connection *conn, const char *ur
         if (!cc)
             return MHD_NO;
         *con_cls = cc;
+        atomic_fetch_add(&s->n_open_requests, 1);
         if (cl && strtoull(cl, NULL, 10) > s->cfg.max_body) {
             char msg[128];
             cc->answered = true;
@@ -360,15 +361,16 @@ static mhd_result handler(void *cls, struct MHD_Connection *conn, const char *ur
     }
 }
 
-/* MHD: the request is over; free its body buffer. */
+/* MHD: the request is over (its response fully sent or abandoned); free its body buffer. */
 static void request_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                               enum MHD_RequestTerminationCode toe)
 {
     conn_ctx *cc = *con_cls;
-    (void)cls;
+    pio_server *s = cls;
     (void)conn;
     (void)toe;
     if (cc) {
+        atomic_fetch_sub(&s->n_open_requests, 1);
         free(cc->body);
         free(cc);
         *con_cls = NULL;
@@ -535,7 +537,8 @@ int pio_server_run(const pio_server_config *cfg)
             pthread_mutex_lock(&s->mu);
             inflight = s->n_inflight;
             pthread_mutex_unlock(&s->mu);
-            if (inflight == 0 || srv_now() > until)
+            /* done when no sequence runs and every response has been sent in full */
+            if ((inflight == 0 && atomic_load(&s->n_open_requests) == 0) || srv_now() > until)
                 break;
             usleep(20 * 1000);
         }

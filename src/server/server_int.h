@@ -138,6 +138,7 @@ typedef struct pio_server {
     atomic_bool ready;         /* model loaded */
     atomic_bool load_failed;
     atomic_bool shutting_down; /* no new requests */
+    atomic_int n_open_requests; /* HTTP requests whose response is not fully sent */
     atomic_bool stop;          /* inference thread: cancel everything and exit */
 
     pthread_mutex_t mu;        /* incoming queue, requests' shared fields */
