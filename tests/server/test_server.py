@@ -411,8 +411,9 @@ def test_preemption_recomputes_exactly(cache):
         c = s.client(key="x")
         prompts = [f"preempt {i} " + "abc " * 10 for i in range(4)]
 
+        # 230 tokens each (16 blocks): any two overlapping requests exceed the 24-block pool
         def one(p):
-            return token_ids(c.completions.create(model=MODEL, prompt=p, max_tokens=150, temperature=0,
+            return token_ids(c.completions.create(model=MODEL, prompt=p, max_tokens=230, temperature=0,
                                                   logprobs=0, extra_body={"ignore_eos": True}))
 
         alone = [one(p) for p in prompts]
