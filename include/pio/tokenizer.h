@@ -56,6 +56,13 @@ const char *pio_tokenizer_id_to_token(const pio_tokenizer *tok, int32_t id);
 /* True for added tokens marked "special": true. */
 bool pio_tokenizer_is_special(const pio_tokenizer *tok, int32_t id);
 
+/*
+ * The bytes `id` decodes to on its own (the ByteLevel decoder applied, no
+ * UTF-8 repair: a token may hold part of a character), *len of them, not
+ * NUL-terminated; valid as long as the tokenizer. NULL for an unknown id.
+ */
+const char *pio_tokenizer_token_bytes(const pio_tokenizer *tok, int32_t id, size_t *len);
+
 /* ---- streaming decode ---------------------------------------------------- */
 
 typedef struct pio_detok pio_detok;

@@ -7,6 +7,7 @@
 #include "server/server_int.h"
 
 #include "chat/output_parse.h"
+#include "chat/tool_constraint.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -77,6 +78,7 @@ static void request_free(srv_request *r)
             cJSON_Delete(r->choices[i].lp_json);
         }
     free(r->choices);
+    pio_tool_grammar_free(r->tool_grammar);
     free(r->prompt);
     free(r->out);
     pthread_cond_destroy(&r->cv);
@@ -471,6 +473,8 @@ srv_request *srv_parse_request(pio_server *s, srv_kind kind, const char *body, s
 
     if (kind == SRV_KIND_CHAT) {
         const cJSON *tc = field(root, "tool_choice");
+        const char *forced_name = NULL;
+        bool required, parallel = true;
         v = field(root, "tools");
         if (v && !cJSON_IsArray(v)) {
             BAD("tools", "'tools' must be an array");
@@ -483,7 +487,24 @@ srv_request *srv_parse_request(pio_server *s, srv_kind kind, const char *body, s
                 "{\"type\":\"function\",\"function\":{\"name\":...}}");
             goto fail;
         }
+        if (cJSON_IsObject(tc)) {
+            const cJSON *nm = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(tc, "function"),
+                                                               "name");
+            if (!cJSON_IsString(nm) || !nm->valuestring[0]) {
+                BAD("tool_choice", "'tool_choice' must name its function: {\"type\":\"function\","
+                    "\"function\":{\"name\":...}}");
+                goto fail;
+            }
+            forced_name = nm->valuestring;
+        }
+        required = cJSON_IsString(tc) && !strcmp(tc->valuestring, "required");
+        if (!get_bool(root, "parallel_tool_calls", &parallel, err))
+            goto fail;
         with_tools = v && cJSON_GetArraySize(v) > 0 && !(cJSON_IsString(tc) && !strcmp(tc->valuestring, "none"));
+        if ((required || forced_name) && !with_tools) {
+            BAD("tool_choice", "'tool_choice' %s needs a non-empty 'tools' list", required ? "\"required\"" : "naming a function");
+            goto fail;
+        }
         if (with_tools) {
             tools_json = cJSON_PrintUnformatted(v);
             if (!tools_json)
@@ -492,6 +513,24 @@ srv_request *srv_parse_request(pio_server *s, srv_kind kind, const char *body, s
         prompt_text = render_chat(s, root, with_tools, err);
         if (!prompt_text)
             goto fail;
+        if (required || forced_name) {
+            /* enforced by constrained decoding (sched.c): the reply is a call to
+             * forced_name, or to any tool ("required"; several when parallel) */
+            pio_tool_grammar_params gp;
+            memset(&gp, 0, sizeof gp);
+            gp.format = (pio_tool_format)s->tool_format;
+            gp.tools_json = tools_json;
+            gp.name = forced_name;
+            gp.parallel = required && parallel;
+            gp.start_in_reasoning = pio_output_prompt_opens_reasoning(prompt_text);
+            if (pio_tool_grammar_new(&gp, &r->tool_grammar)) {
+                if (!r->tool_grammar && strstr(pio_last_error(), "out of memory"))
+                    set_err(err, 500, "server_error", NULL, NULL, "out of memory");
+                else
+                    BAD("tool_choice", "%s", pio_last_error());
+                goto fail;
+            }
+        }
         if (!tokenize(s, prompt_text, r, err, "messages"))
             goto fail;
     } else {

@@ -82,6 +82,7 @@ typedef struct srv_request {
     bool ignore_eos;
     int32_t *prompt;
     int n_prompt;
+    struct pio_tool_grammar *tool_grammar;   /* tool_choice "required"/named: the forced call, or NULL */
     double t_arrival, deadline;
     int64_t created;
 

@@ -31,6 +31,14 @@ bool pio_tokenizer_is_special(const pio_tokenizer *tok, int32_t id)
     return id >= 0 && id < tok->n_vocab && (tok->entries[id].flags & TOK_ENTRY_SPECIAL);
 }
 
+const char *pio_tokenizer_token_bytes(const pio_tokenizer *tok, int32_t id, size_t *len)
+{
+    *len = 0;
+    if (id < 0 || id >= tok->n_vocab || !(tok->entries[id].flags & TOK_ENTRY_PRESENT)) return NULL;
+    *len = tok->entries[id].dlen;
+    return tok->arena.data + tok->entries[id].doff;
+}
+
 /* The entry of id, or an error naming it. */
 static pio_status tok_entry_of(const pio_tokenizer *tok, int32_t id, const tok_entry **out)
 {

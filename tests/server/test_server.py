@@ -304,6 +304,163 @@ def test_reasoning_and_tools_in_template(tmp_path):
         assert s.stop() == 0
 
 
+# ---- tool_choice "required" / named: constrained decoding ------------------------------------------
+# The random-weight fixture never writes a tool call by itself: every call
+# below exists because the server masks the logits to the model family's
+# tool-call text (src/chat/tool_constraint.h) and closes it before max_tokens.
+
+TC_TOOLS = [
+    {"type": "function", "function": {"name": "get_weather", "description": "weather",
+                                      "parameters": {"type": "object", "properties": {
+                                          "city": {"type": "string"}, "days": {"type": "integer"}}}}},
+    {"type": "function", "function": {"name": "get_time", "parameters": {"type": "object"}}}]
+TC_MSGS = [{"role": "user", "content": "weather in Paris?"}]
+
+
+def tc_streamed(chunks):
+    """(calls as [{"name", "arguments"}], content, finish_reason) assembled from stream chunks."""
+    calls, content, finish = {}, "", None
+    for k in chunks:
+        for ch in k.choices:
+            content += ch.delta.content or ""
+            for tc in ch.delta.tool_calls or []:
+                c = calls.setdefault(tc.index, {"name": "", "arguments": ""})
+                if tc.function and tc.function.name:
+                    c["name"] += tc.function.name
+                if tc.function and tc.function.arguments:
+                    c["arguments"] += tc.function.arguments
+            finish = ch.finish_reason or finish
+    return [calls[i] for i in sorted(calls)], content, finish
+
+
+def tc_check(r, names, exactly_one):
+    """The non-streamed reply is only tool calls, to `names`, with JSON object arguments."""
+    ch = r.choices[0]
+    calls = ch.message.tool_calls or []
+    assert ch.finish_reason == "tool_calls", ch
+    assert len(calls) == 1 if exactly_one else len(calls) >= 1, ch
+    for c in calls:
+        assert c.function.name in names, c
+        assert isinstance(json.loads(c.function.arguments), dict), c
+    assert not ch.message.content, ch
+    return [{"name": c.function.name, "arguments": c.function.arguments} for c in calls]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_tool_choice_named(srv, seed):
+    c = srv.client()
+    kw = dict(model=MODEL, messages=TC_MSGS, tools=TC_TOOLS, seed=seed, temperature=1.0, max_tokens=100,
+              tool_choice={"type": "function", "function": {"name": "get_time"}})
+    calls = tc_check(c.chat.completions.create(**kw), {"get_time"}, exactly_one=True)
+    streamed, content, finish = tc_streamed(c.chat.completions.create(stream=True, **kw))
+    assert finish == "tool_calls" and not content
+    assert streamed == calls                       # same seed, same call
+    kw["tool_choice"] = {"type": "function", "function": {"name": "get_weather"}}
+    tc_check(c.chat.completions.create(**kw), {"get_weather"}, exactly_one=True)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_tool_choice_required(srv, seed):
+    c = srv.client()
+    kw = dict(model=MODEL, messages=TC_MSGS, tools=TC_TOOLS, tool_choice="required", seed=seed, max_tokens=100)
+    calls = tc_check(c.chat.completions.create(**kw), {"get_weather", "get_time"}, exactly_one=False)
+    streamed, content, finish = tc_streamed(c.chat.completions.create(stream=True, **kw))
+    assert finish == "tool_calls" and not content
+    assert streamed == calls
+    for x in streamed:
+        assert isinstance(json.loads(x["arguments"]), dict)
+    tc_check(c.chat.completions.create(parallel_tool_calls=False, **kw), {"get_weather", "get_time"},
+             exactly_one=True)
+
+
+def test_tool_choice_n_and_greedy(srv):
+    # every choice is constrained on its own; greedy decoding too
+    c = srv.client()
+    r = c.chat.completions.create(model=MODEL, messages=TC_MSGS, tools=TC_TOOLS, tool_choice="required", n=3,
+                                  seed=7, max_tokens=100)
+    for ch in r.choices:
+        assert ch.finish_reason == "tool_calls" and ch.message.tool_calls, ch
+    r = c.chat.completions.create(model=MODEL, messages=TC_MSGS, tools=TC_TOOLS, temperature=0, max_tokens=100,
+                                  tool_choice={"type": "function", "function": {"name": "get_weather"}})
+    tc_check(r, {"get_weather"}, exactly_one=True)
+
+
+def test_tool_choice_cut_by_max_tokens(srv):
+    # too few tokens for even the shortest call: the reply ends with "length"
+    # and the partial call text stays content (no tool_calls)
+    r = srv.client().chat.completions.create(model=MODEL, messages=TC_MSGS, tools=TC_TOOLS, max_tokens=5,
+                                             tool_choice="required", seed=1)
+    ch = r.choices[0]
+    assert ch.finish_reason == "length" and not ch.message.tool_calls, ch
+    assert ch.message.content.startswith("<")
+
+
+@pytest.mark.parametrize("tool_choice,tools,needle", [
+    ({"type": "function", "function": {"name": "nope"}}, TC_TOOLS, "nope"),
+    ({"type": "function", "function": {}}, TC_TOOLS, "name"),
+    ("required", None, "tools"),
+    ("required", [], "tools"),
+    ({"type": "function", "function": {"name": "get_time"}}, None, "tools"),
+])
+def test_tool_choice_400(srv, tool_choice, tools, needle):
+    body = {"messages": TC_MSGS, "tool_choice": tool_choice}
+    if tools is not None:
+        body["tools"] = tools
+    status, _, data = srv.raw("POST", "/v1/chat/completions", json.dumps(body), {"Authorization": "Bearer " + KEY})
+    assert status == 400, data
+    e = err_body(data)
+    assert e["param"] == "tool_choice" and needle in e["message"], e
+    with pytest.raises(openai.BadRequestError):
+        srv.client().chat.completions.create(model=MODEL, messages=TC_MSGS, tools=TC_TOOLS,
+                                             tool_choice={"type": "function", "function": {"name": "nope"}})
+
+
+def tc_model(tmp_path, name, template):
+    """The fixture model with another chat template (which picks the tool-call format)."""
+    d = tmp_path / name
+    d.mkdir()
+    for f in os.listdir(TINY):
+        if f != "tokenizer_config.json":
+            os.symlink(os.path.join(TINY, f), d / f)
+    (d / "chat_template.jinja").write_text(template)
+    return str(d)
+
+
+CHATML = ("{%- for message in messages %}{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + "
+          "'<|im_end|>\\n' }}{%- endfor %}")
+TC_TEMPLATES = {
+    # the format comes from the template text (pio_tool_format_from_template)
+    "think_json": CHATML + "{#- <tool_call> #}{%- if add_generation_prompt %}"
+                  "{{- '<|im_start|>assistant\\n<think>\\n' }}{%- endif %}",
+    "xml": CHATML + "{#- <tool_call>\\n<function=NAME> #}{%- if add_generation_prompt %}"
+           "{{- '<|im_start|>assistant\\n' }}{%- endif %}",
+    "glm": CHATML + "{#- <tool_call>NAME<arg_key>K</arg_key> #}{%- if add_generation_prompt %}"
+           "{{- '<|im_start|>assistant\\n<think>' }}{%- endif %}",
+}
+
+
+@pytest.mark.parametrize("fmt", sorted(TC_TEMPLATES))
+def test_tool_choice_formats(tmp_path, fmt):
+    """Qwen3 JSON after an open <think>, Qwen3-Coder XML and GLM-4.7 (after an
+    open <think>): the constrained reply parses back as calls in every format."""
+    s = Server("--model-name", fmt, model=tc_model(tmp_path, fmt, TC_TEMPLATES[fmt]))
+    try:
+        c = s.client(key="x")
+        for seed in (1, 2):
+            kw = dict(model=fmt, messages=TC_MSGS, tools=TC_TOOLS, seed=seed, temperature=1.0)
+            r = c.chat.completions.create(tool_choice={"type": "function", "function": {"name": "get_weather"}}, **kw)
+            calls = tc_check(r, {"get_weather"}, exactly_one=True)
+            if fmt != "xml":      # the prompt opened <think>: the reply starts with reasoning
+                assert "reasoning_content" in r.choices[0].message.model_extra
+            streamed, _, finish = tc_streamed(c.chat.completions.create(
+                stream=True, tool_choice={"type": "function", "function": {"name": "get_weather"}}, **kw))
+            assert finish == "tool_calls" and streamed == calls
+            tc_check(c.chat.completions.create(tool_choice="required", **kw), {"get_weather", "get_time"},
+                     exactly_one=False)
+    finally:
+        assert s.stop() == 0, s.logtext()
+
+
 def test_metrics_shape(srv):
     m = srv.metrics()
     for name in ("pio_requests_total", "pio_prompt_tokens_total", "pio_generation_tokens_total",
