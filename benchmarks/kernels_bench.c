@@ -2,14 +2,15 @@
  * kernels_bench.c - matmul kernel micro-benchmark against the memory roofline.
  *
  *   kernels_bench [--level L[,L..]] [--threads 1,2] [--dtypes bf16,q8_0,..]
- *                 [--gemm-n 512] [--reps 5] [--no-gemm] [--no-gemv]
+ *                 [--gemm-n 512] [--reps 5] [--no-gemm] [--no-gemv] [--hot]
  *
  * 1. Read bandwidth: a streaming read of a 1 GiB buffer split over T threads
  *    (4 concurrent prefetched streams per thread).
  * 2. GEMV (n = 1) at Qwen3-4B shapes 2560->9728, 9728->2560, 2560->4096 per
  *    dtype: GB/s of weights streamed, and % of the measured bandwidth. The
  *    weights are cycled over enough copies (>= 384 MiB) that they come from
- *    DRAM, not the last-level cache, as in a real decode step.
+ *    DRAM, not the last-level cache, as in a real decode step. --hot uses one
+ *    copy (cache-resident when it fits): the kernels' compute throughput.
  * 3. GEMM (n = --gemm-n tokens) at 2560->9728: tokens/s and GMAC/s.
  * Each figure is the median of --reps runs. Weights: rows quantized from
  * random floats (std ~0.58), repeated to fill the matrix.
@@ -118,13 +119,25 @@ static double bandwidth(pio_threadpool *tp, int reps)
 
 /* ---- weights ------------------------------------------------------------------- */
 
-/* rows x cols of dtype dt: 16 quantized random rows repeated. */
+/* rows x cols of dtype dt: 16 quantized random rows repeated (Q4_0_X8: Q4_0
+ * rows repacked 8 at a time, rows a multiple of 8). */
 static void *make_weights(pio_dtype dt, int64_t rows, int64_t cols)
 {
     size_t rb = pio_dtype_row_bytes(dt, cols);
-    uint8_t *w = malloc(rb * (size_t)rows), *seed;
-    float *f = malloc(sizeof(float) * (size_t)cols * 16);
+    uint8_t *w, *seed;
+    float *f;
     int64_t r, i;
+    if (dt == PIO_DTYPE_Q4_0_X8) {
+        uint8_t *q = make_weights(PIO_DTYPE_Q4_0, rows, cols);
+        w = q ? malloc(rb * (size_t)rows) : NULL;
+        if (w)
+            for (r = 0; r + 8 <= rows; r += 8)
+                pio_q4_0_x8_pack(w + (size_t)r * rb, q + (size_t)r * rb, rb, cols);
+        free(q);
+        return w;
+    }
+    w = malloc(rb * (size_t)rows);
+    f = malloc(sizeof(float) * (size_t)cols * 16);
     if (!w || !f)
         goto fail;
     for (i = 0; i < cols * 16; i++)
@@ -169,9 +182,9 @@ int main(int argc, char **argv)
     static const int64_t shapes[][2] = { { 9728, 2560 }, { 2560, 9728 }, { 4096, 2560 } };
     int threads[4] = { 1, 2 }, n_threads = 2;
     int dtypes[16] = { PIO_DTYPE_F32, PIO_DTYPE_BF16, PIO_DTYPE_F16, PIO_DTYPE_Q8_0, PIO_DTYPE_Q4_0,
-                       PIO_DTYPE_Q4_K, PIO_DTYPE_Q6_K };
-    int n_dtypes = 7, levels[PIO_CPU_LEVEL_COUNT], n_levels = 1, reps = 5, gemm_n = 512;
-    int do_gemm = 1, do_gemv = 1;
+                       PIO_DTYPE_Q4_0_X8, PIO_DTYPE_Q4_K, PIO_DTYPE_Q6_K };
+    int n_dtypes = 8, levels[PIO_CPU_LEVEL_COUNT], n_levels = 1, reps = 5, gemm_n = 512;
+    int do_gemm = 1, do_gemv = 1, hot = 0;
     int ti, di, li, a;
     double bw[4] = { 0 };
 
@@ -191,9 +204,11 @@ int main(int argc, char **argv)
             do_gemm = 0;
         else if (!strcmp(argv[a], "--no-gemv"))
             do_gemv = 0;
+        else if (!strcmp(argv[a], "--hot"))
+            hot = 1;
         else {
             fprintf(stderr, "usage: %s [--level L,..] [--threads 1,2] [--dtypes bf16,q8_0,..] "
-                            "[--gemm-n N] [--reps R] [--no-gemm] [--no-gemv]\n", argv[0]);
+                            "[--gemm-n N] [--reps R] [--no-gemm] [--no-gemv] [--hot]\n", argv[0]);
             return 2;
         }
     }
@@ -225,7 +240,7 @@ int main(int argc, char **argv)
                 for (si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
                     int64_t rows = shapes[si][0], cols = shapes[si][1];
                     size_t wbytes = pio_dtype_row_bytes(dt, cols) * (size_t)rows;
-                    int copies = (int)((384u << 20) / wbytes) + 1, c, r;
+                    int copies = hot ? 1 : (int)((384u << 20) / wbytes) + 1, c, r;
                     void **w = calloc((size_t)copies, sizeof *w);
                     float *x = malloc(sizeof(float) * (size_t)cols), *y = malloc(sizeof(float) * (size_t)rows);
                     for (c = 0; c < copies; c++)

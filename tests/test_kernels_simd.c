@@ -13,7 +13,11 @@
  *     store and accumulate, nothing written outside the tile);
  *  4. pio_matmul end-to-end for every level and dtype with 1 and 3 threads,
  *     decode (n <= 4) and prefill shapes, against the references;
- *  5. argument errors.
+ *  5. argument errors;
+ *  6. the Q4_0_X8 layout (8 Q4_0 rows interleaved): pack/unpack round trip,
+ *     row lookup, every level's tiles (and packed prefill) against the scalar
+ *     level, which equals the plain Q4_0 tile bit for bit, and pio_matmul on
+ *     the repacked matrix against plain Q4_0 (batch invariance included).
  * Errors are measured relative to Σ|w·x| of the row (the scale of the
  * products), so cancellation in the sum does not inflate them.
  */
@@ -415,6 +419,197 @@ static void test_matmul(pio_threadpool *tp1, pio_threadpool *tp3)
     }
 }
 
+/* ---- 6. Q4_0_X8 ------------------------------------------------------------------------ */
+
+/* Repack rows (a multiple of 8) of Q4_0 into a new Q4_0_X8 buffer. */
+static void *to_x8(const void *q, int64_t rows, int64_t k)
+{
+    size_t rb = pio_dtype_row_bytes(PIO_DTYPE_Q4_0, k);
+    uint8_t *o = xmalloc(rb * (size_t)rows);
+    int64_t r;
+    for (r = 0; r < rows; r += 8)
+        pio_q4_0_x8_pack(o + (size_t)r * rb, (const uint8_t *)q + (size_t)r * rb, rb, k);
+    return o;
+}
+
+static void test_x8_layout(void)
+{
+    static const int64_t ks[] = { 32, 96, 256, 2592, 2816 };
+    static const int nrs[] = { 8, 16, 24, 32, 40 };
+    static const int nts[] = { 1, 2, 3, 5, 17 };
+    const pio_kernels *sc = pio_kernels_for_level(PIO_CPU_LEVEL_SCALAR);
+    const int maxr = 40, maxt = 17;
+    size_t ki, ri, ti;
+    double worst_lvl = 0;
+    for (ki = 0; ki < sizeof ks / sizeof ks[0]; ki++) {
+        int64_t k = ks[ki];
+        size_t rb = pio_dtype_row_bytes(PIO_DTYPE_Q4_0, k), xs;
+        void *q = make_w(PIO_DTYPE_Q4_0, maxr, k);
+        uint8_t *x8 = to_x8(q, maxr, k), *back = xmalloc(rb * maxr);
+        float *x = xmalloc(sizeof(float) * (size_t)(maxt * k));
+        float *yq = xmalloc(sizeof(float) * (size_t)(maxr * maxt));
+        float *ysc = xmalloc(sizeof(float) * (size_t)(maxr * maxt));
+        float *y = xmalloc(sizeof(float) * (size_t)(maxr * maxt));
+        float *ra = xmalloc(sizeof(float) * (size_t)k), *rbuf = xmalloc(sizeof(float) * (size_t)k);
+        double *mag = xmalloc(sizeof(double) * (size_t)(maxr * maxt));
+        pio_wmat wq = { PIO_DTYPE_Q4_0, q, maxr, k }, wx = { PIO_DTYPE_Q4_0_X8, x8, maxr, k };
+        uint8_t *a;
+        int r, t, l;
+
+        /* same bytes, round trip, row lookup */
+        CHECK(pio_dtype_row_bytes(PIO_DTYPE_Q4_0_X8, k) == rb, "Q4_0_X8 rows take Q4_0's bytes");
+        for (r = 0; r < maxr; r += 8)
+            pio_q4_0_x8_unpack(back + (size_t)r * rb, rb, x8 + (size_t)r * rb, k);
+        CHECK(memcmp(back, q, rb * maxr) == 0, "Q4_0_X8 pack/unpack round trip k=%lld", (long long)k);
+        CHECK(memcmp(x8, q, rb * maxr) != 0 || k == 0, "the layout differs from Q4_0");
+        for (r = 0; r < maxr; r++) {
+            pio_wmat_row_f32(&wq, r, ra);
+            pio_wmat_row_f32(&wx, r, rbuf);
+            CHECK(memcmp(ra, rbuf, sizeof(float) * (size_t)k) == 0, "Q4_0_X8 row %d lookup k=%lld", r,
+                  (long long)k);
+        }
+
+        fill_x(x, maxt, k);
+        a = make_act(PIO_DTYPE_Q4_0, x, maxt, k, &xs);
+        sc->tile[PIO_DTYPE_Q4_0](k, maxr, maxt, q, rb, a, xs, yq, maxr, false);
+        sc->tile[PIO_DTYPE_Q4_0_X8](k, maxr, maxt, x8, rb, a, xs, ysc, maxr, false);
+        CHECK(memcmp(yq, ysc, sizeof(float) * (size_t)(maxr * maxt)) == 0,
+              "scalar Q4_0_X8 tile equals the Q4_0 tile, k=%lld", (long long)k);
+        for (t = 0; t < maxt; t++)
+            for (r = 0; r < maxr; r++)
+                mag[t * maxr + r] = mag_row(PIO_DTYPE_Q4_0, (const uint8_t *)q + (size_t)r * rb,
+                                            x + (size_t)t * k, k, ra);
+        for (l = 0; l < 2 * n_levels; l++) {
+            const pio_kernels *kt = levels[l / 2];
+            bool packed = l % 2 == 1;
+            pio_dtype dt = PIO_DTYPE_Q4_0_X8;
+            pio_tile_fn tile = packed ? kt->tile_packed[dt] : kt->tile[dt];
+            if (packed && !kt->pack[dt])
+                continue;
+            CHECK(tile != NULL, "%s has a Q4_0_X8 tile", pio_cpu_level_name(kt->level));
+            if (!tile)
+                continue;
+            for (ri = 0; ri < sizeof nrs / sizeof nrs[0]; ri++) {
+                for (ti = 0; ti < sizeof nts / sizeof nts[0]; ti++) {
+                    int nr = nrs[ri], nt = nts[ti], acc, rr;
+                    void *pk = NULL;
+                    if (packed) {
+                        size_t pb = (kt->pack_size[dt](nr, k) + 63) & ~(size_t)63;
+                        pk = aligned_alloc(64, pb);
+                        if (!pk)
+                            exit(1);
+                        kt->pack[dt](pk, x8, rb, nr, k);
+                    }
+                    for (acc = 0; acc < 2; acc++) {
+                        double worst = 0;
+                        for (rr = 0; rr < maxr * maxt; rr++)
+                            y[rr] = acc ? 1.0f : -7.0f;
+                        tile(k, nr, nt, packed ? pk : (void *)x8, packed ? 0 : rb, a, xs, y, maxr, acc != 0);
+                        for (t = 0; t < maxt; t++) {
+                            for (r = 0; r < maxr; r++) {
+                                float got = y[t * maxr + r];
+                                if (r >= nr || t >= nt) {
+                                    CHECK(got == (acc ? 1.0f : -7.0f),
+                                          "%s%s Q4_0_X8 tile wrote outside %dx%d at r=%d t=%d",
+                                          pio_cpu_level_name(kt->level), packed ? " packed" : "", nr, nt, r, t);
+                                } else {
+                                    double e = fabs((double)got - (acc ? 1.0f : 0.0f) - ysc[t * maxr + r]) /
+                                               (mag[t * maxr + r] + acc);
+                                    if (!(e <= worst))
+                                        worst = isnan(e) ? INFINITY : e;
+                                }
+                            }
+                        }
+                        n_compared++;
+                        CHECK(worst <= 2e-6, "%s%s Q4_0_X8 tile k=%lld nr=%d nt=%d acc=%d: rel err %.3g vs scalar",
+                              pio_cpu_level_name(kt->level), packed ? " packed" : "", (long long)k, nr, nt,
+                              acc, worst);
+                        if (worst > worst_lvl)
+                            worst_lvl = worst;
+                    }
+                    free(pk);
+                }
+            }
+        }
+        free(q); free(x8); free(back); free(x); free(yq); free(ysc); free(y); free(ra); free(rbuf);
+        free(mag); free(a);
+    }
+    printf("  tile Q4_0_X8 levels vs scalar %.2e\n", worst_lvl);
+}
+
+/* pio_matmul on Q4_0_X8 against plain Q4_0 at the same level, and its batch invariance. */
+static void test_x8_matmul(pio_threadpool *tp1, pio_threadpool *tp3)
+{
+    static const int ns[] = { 1, 2, 3, 4, 5, 7, 15, 16, 17, 64 };
+    static const int64_t shapes[][2] = { { 40, 2816 }, { 96, 256 }, { 8, 768 }, { 72, 1280 }, { 88, 2592 } };
+    const int nmax = 64;
+    double worst = 0;
+    size_t s, ni;
+    int l;
+    for (s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int64_t rows = shapes[s][0], cols = shapes[s][1];
+        size_t rb = pio_dtype_row_bytes(PIO_DTYPE_Q4_0, cols);
+        void *q = make_w(PIO_DTYPE_Q4_0, rows, cols), *x8 = to_x8(q, rows, cols);
+        pio_wmat wq = { PIO_DTYPE_Q4_0, q, rows, cols }, wx = { PIO_DTYPE_Q4_0_X8, x8, rows, cols };
+        float *x = xmalloc(sizeof(float) * (size_t)(nmax * cols));
+        float *yq = xmalloc(sizeof(float) * (size_t)(nmax * rows));
+        float *y = xmalloc(sizeof(float) * (size_t)(nmax * rows));
+        float *y1 = xmalloc(sizeof(float) * (size_t)(nmax * rows));
+        float *tmp = xmalloc(sizeof(float) * (size_t)cols);
+        double *mag = xmalloc(sizeof(double) * (size_t)(nmax * rows));
+        int64_t r;
+        int t;
+        fill_x(x, nmax, cols);
+        for (t = 0; t < nmax; t++)
+            for (r = 0; r < rows; r++)
+                mag[t * rows + r] = mag_row(PIO_DTYPE_Q4_0, (const uint8_t *)q + (size_t)r * rb,
+                                            x + (size_t)t * cols, cols, tmp);
+        for (l = 0; l < n_levels; l++) {
+            int th;
+            for (t = 0; t < nmax; t++)
+                CHECK_OK(pio_matmul_kernels(levels[l], tp1, y1 + (size_t)t * rows, x + (size_t)t * cols, 1, &wx));
+            for (th = 0; th < 2; th++) {
+                for (ni = 0; ni < sizeof ns / sizeof ns[0]; ni++) {
+                    int n = ns[ni], i;
+                    double e_max = 0;
+                    for (i = 0; i < n * rows; i++)
+                        y[i] = NAN;
+                    CHECK_OK(pio_matmul_kernels(levels[l], th ? tp3 : tp1, yq, x, n, &wq));
+                    CHECK_OK(pio_matmul_kernels(levels[l], th ? tp3 : tp1, y, x, n, &wx));
+                    for (i = 0; i < n * rows; i++) {
+                        double e = fabs((double)y[i] - yq[i]) / mag[i];
+                        if (!(e <= e_max))
+                            e_max = isnan(e) ? INFINITY : e;
+                    }
+                    n_compared++;
+                    CHECK(e_max <= 2e-6, "pio_matmul %s Q4_0_X8 vs Q4_0 rows=%lld cols=%lld n=%d threads=%d: "
+                          "rel err %.3g", pio_cpu_level_name(levels[l]->level), (long long)rows,
+                          (long long)cols, n, th ? 3 : 1, e_max);
+                    if (n < 16)
+                        CHECK(memcmp(y, y1, sizeof(float) * (size_t)(n * rows)) == 0,
+                              "pio_matmul %s Q4_0_X8 rows=%lld cols=%lld n=%d threads=%d: rows differ "
+                              "from the same tokens run alone", pio_cpu_level_name(levels[l]->level),
+                              (long long)rows, (long long)cols, n, th ? 3 : 1);
+                    if (e_max > worst)
+                        worst = e_max;
+                }
+            }
+        }
+        free(q); free(x8); free(x); free(yq); free(y); free(y1); free(tmp); free(mag);
+    }
+    {
+        uint8_t wbuf[12 * 18] = { 0 };
+        float xx[32] = { 0 }, yy[12];
+        pio_wmat odd = { PIO_DTYPE_Q4_0_X8, wbuf, 12, 32 };
+        CHECK(pio_matmul(NULL, yy, xx, 1, &odd) == PIO_STATUS_ERR_SHAPE, "Q4_0_X8 rows not a multiple of 8");
+        CHECK(pio_wmat_layout_for(PIO_DTYPE_Q4_0, 12, 32) == PIO_DTYPE_Q4_0, "12 rows stay Q4_0");
+        CHECK(pio_wmat_layout_for(PIO_DTYPE_Q8_0, 16, 32) == PIO_DTYPE_Q8_0, "Q8_0 stays");
+        CHECK(pio_wmat_layout_for(PIO_DTYPE_Q4_0, 16, 32) == pio_kernels_get()->weight_layout[PIO_DTYPE_Q4_0],
+              "16 rows of Q4_0: the active level's layout");
+    }
+    printf("  matmul Q4_0_X8 vs Q4_0 worst rel err %.2e\n", worst);
+}
+
 /* ---- 5. errors and CPU levels ----------------------------------------------------- */
 
 static void test_errors(void)
@@ -468,6 +663,8 @@ int main(void)
     test_tiles();
     test_matmul(tp1, tp3);
     test_errors();
+    test_x8_layout();
+    test_x8_matmul(tp1, tp3);
     printf("%d kernel comparisons\n", n_compared);
     pio_threadpool_free(tp1);
     pio_threadpool_free(tp3);

@@ -134,6 +134,24 @@ pio_status pio_weights_requantize(pio_weights *w, const char *spec, int n_thread
 /* Validate a spec without weights (for option parsing): same errors. */
 pio_status pio_requant_spec_check(const char *spec);
 
+/* ---- repack for the CPU kernels (src/formats/repack.c) -------------------- */
+
+/*
+ * Rearrange weight matrices in memory into the layout the active kernel
+ * level runs fastest: today Q4_0 matrices whose rows are a multiple of 8
+ * become the internal dtype PIO_DTYPE_Q4_0_X8 at AVX2 (8 rows interleaved
+ * in the same bytes; src/kernels/quant.h). Only 2-D tensors that are not
+ * MoE experts (".experts.") are touched. A tensor w owns (quantized on load)
+ * is repacked in place; one in the file's mapping is copied, and the file's
+ * pages are dropped as the copy proceeds, so the resident set does not
+ * grow. Repacked tensors are for pio_wmat use only (pio_matmul,
+ * pio_wmat_row_f32): call this to run a model, never before writing a file.
+ * Cost: one pass over the selected bytes on n_threads threads (<= 0: all
+ * cores). *n_repacked (may be NULL) = tensors converted. Errors: ERR_NOMEM
+ * (tensors done so far stay converted; each is complete).
+ */
+pio_status pio_weights_repack(pio_weights *w, int n_threads, int *n_repacked);
+
 /* ---- config.json --------------------------------------------------------- */
 
 #define PIO_MAX_EOS 8

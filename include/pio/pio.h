@@ -67,6 +67,8 @@ typedef enum pio_dtype {
     PIO_DTYPE_Q4_K,
     PIO_DTYPE_Q6_K,
     PIO_DTYPE_Q8_K,
+    PIO_DTYPE_Q4_0_X8,   /* internal: Q4_0 rows repacked 8-interleaved at load for
+                            the CPU kernels (src/kernels/quant.h); never in files */
     PIO_DTYPE_COUNT
 } pio_dtype;
 

@@ -327,6 +327,9 @@ select_plugin:
     if (opts.dtype && opts.dtype[0] &&
         (st = pio_weights_requantize(e->weights, opts.dtype, opts.n_threads, NULL)))
         goto fail;
+    /* the layout the active CPU kernels run fastest (Q4_0 -> Q4_0_X8 at AVX2) */
+    if ((st = pio_weights_repack(e->weights, opts.n_threads, NULL)))
+        goto fail;
     weights_page_in(e->weights, params->progress);
 
     st = e->plugin->initialize(&e->ctx, &opts);

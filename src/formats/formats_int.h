@@ -67,12 +67,33 @@ int pio_weights_index(const pio_weights *w, const char *name);
  * Make tensor i of `w` the descriptor *t (name kept) with data `data`, a
  * malloc'd/aligned_alloc'd buffer that `w` owns from now on (freed by
  * pio_weights_free, or by a later replacement of the same tensor; also freed
- * here on failure). Lookups return the new descriptor. The process's pages
- * of the file's copy are dropped (madvise), so converting a checkpoint does
- * not keep both copies resident. Pointers to the old descriptor of a
+ * here on failure; `data` may be the buffer w already owns for tensor i,
+ * converted in place). Lookups return the new descriptor. The process's
+ * pages of the file's copy are dropped (madvise), so converting a checkpoint
+ * does not keep both copies resident. Pointers to the old descriptor of a
  * replaced converted tensor dangle.
  */
 pio_status pio_weights_replace(pio_weights *w, int i, const pio_tensor *t, void *data);
+
+/* The data of tensor i is still the file's, in a read-only private file
+ * mapping (safetensors, or GGUF marked by pio_weights_set_file_backed):
+ * its pages may be dropped with pio_weights_drop_pages. */
+bool pio_weights_is_file_data(const pio_weights *w, int i);
+
+/* The buffer w owns for converted tensor i (writable), or NULL. */
+void *pio_weights_owned_data(const pio_weights *w, int i);
+
+/* Mark wrapped tensors' data as a read-only file mapping (pio_gguf_open). */
+void pio_weights_set_file_backed(pio_weights *w);
+
+/* True when g's data is its own read-only file mapping (pio_gguf_open),
+ * false for an image in the caller's memory (pio_gguf_from_memory). */
+bool pio_gguf_is_mapped(const pio_gguf *g);
+
+/* madvise(MADV_DONTNEED) the whole pages inside [data, data + len) of a
+ * read-only file mapping: they leave the resident set and are re-read from
+ * the page cache if touched. Never for anonymous memory (it would zero it). */
+void pio_weights_drop_pages(const void *data, size_t len);
 
 /*
  * Weights whose tensors another reader holds (GGUF): index `tensors[0..n)`

@@ -789,6 +789,11 @@ close_fd:
     return st;
 }
 
+bool pio_gguf_is_mapped(const pio_gguf *g)
+{
+    return g && g->map != NULL;
+}
+
 void pio_gguf_free(pio_gguf *g)
 {
     if (!g)

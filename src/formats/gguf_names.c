@@ -538,7 +538,13 @@ pio_status pio_weights_from_gguf(pio_gguf *g, pio_weights **out)
         gw->tensors[i].name = gw->names + o;
         o += l;
     }
-    return pio_weights_wrap(pio_gguf_name(g), gw->tensors, n, gw, gguf_weights_free, out);
+    {
+        bool mapped = pio_gguf_is_mapped(g);
+        pio_status st = pio_weights_wrap(pio_gguf_name(g), gw->tensors, n, gw, gguf_weights_free, out);
+        if (st == PIO_STATUS_OK && mapped)      /* its pages may be dropped once converted */
+            pio_weights_set_file_backed(*out);
+        return st;
+    }
 }
 
 pio_status pio_weights_open_gguf(const char *path, pio_weights **out)

@@ -29,6 +29,7 @@ struct pio_weights {
     void **repl_data;            /* (n) their data, owned; NULL = tensor i is the file's */
     void *owner;                 /* pio_weights_wrap: the handle holding the tensors (GGUF) */
     void (*owner_free)(void *);
+    bool file_backed;            /* wrapped tensors' data is a read-only file mapping */
 };
 
 /* FNV-1a, 64-bit: cheap and good enough for tensor names. */
@@ -394,9 +395,26 @@ int pio_weights_index(const pio_weights *w, const char *name)
     return w->slots[w_probe(w, name)];
 }
 
+void pio_weights_set_file_backed(pio_weights *w)
+{
+    if (w)
+        w->file_backed = true;
+}
+
+bool pio_weights_is_file_data(const pio_weights *w, int i)
+{
+    return w && i >= 0 && i < w->n && !(w->repl_data && w->repl_data[i]) &&
+           (w->n_files > 0 || w->file_backed);
+}
+
+void *pio_weights_owned_data(const pio_weights *w, int i)
+{
+    return w && i >= 0 && i < w->n && w->repl_data ? w->repl_data[i] : NULL;
+}
+
 /* Drop the process's pages of a read-only file mapping range; they are
  * re-read from the page cache if touched again. Only whole pages inside. */
-static void w_drop_pages(const void *data, size_t len)
+void pio_weights_drop_pages(const void *data, size_t len)
 {
     long page = sysconf(_SC_PAGESIZE);
     uintptr_t a = (uintptr_t)data, e = a + len;
@@ -427,10 +445,12 @@ pio_status pio_weights_replace(pio_weights *w, int i, const pio_tensor *t, void 
                              t->name);
         }
     }
-    if (w->repl_data[i])
-        free(w->repl_data[i]);
-    else if (w->n_files > 0)   /* the safetensors' read-only file mapping (never anonymous memory) */
-        w_drop_pages(w->tensors[i]->data, w->tensors[i]->nbytes);
+    if (w->repl_data[i]) {
+        if (w->repl_data[i] != data)           /* else converted again in place */
+            free(w->repl_data[i]);
+    } else if (pio_weights_is_file_data(w, i)) {   /* a read-only file mapping, never anonymous memory */
+        pio_weights_drop_pages(w->tensors[i]->data, w->tensors[i]->nbytes);
+    }
     w->repl[i] = *t;
     w->repl[i].name = w->tensors[i]->name;     /* the hash table keys on this string */
     w->repl[i].data = data;

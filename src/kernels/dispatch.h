@@ -10,7 +10,8 @@
  *
  * Activation formats, by weight dtype:
  *   F32, F16, BF16 -> f32 rows (as given)
- *   Q8_0, Q4_0     -> PIO_ACT_Q8: rows of k values in groups of 256:
+ *   Q8_0, Q4_0,
+ *   Q4_0_X8        -> PIO_ACT_Q8: rows of k values in groups of 256:
  *                     { int8 qs[256]; float d[8]; int32 s[8]; } = 320 bytes,
  *                     one (d, s) per block of 32: x ≈ d·qs, s = Σ qs. The
  *                     last group is zero-padded. Groups let a k-range that
@@ -45,6 +46,10 @@ typedef enum pio_act_kind {
  * accumulate: add to y instead of storing.
  * Any nr >= 1, nt >= 1. Cost: nr·nt·k multiply-adds; each weight block is
  * loaded and decoded once per group of tokens of the micro-kernel.
+ * Q4_0_X8 (quant.h): nr a multiple of 8; w is the tile's first 8-row group
+ * (at column 0 of the k range) and groups are 8·w_stride bytes apart, where
+ * w_stride is pio_dtype_row_bytes of the whole matrix row; the k range
+ * starting at column c of a group begins 8·pio_dtype_row_bytes(c) in.
  */
 typedef void (*pio_tile_fn)(int64_t k, int nr, int nt, const void *w, size_t w_stride,
                             const void *x, size_t x_stride, float *y, size_t ldy,
@@ -66,6 +71,10 @@ typedef struct pio_kernels {
     pio_pack_size_fn pack_size[PIO_DTYPE_COUNT];  /* NULL: no packed path for the dtype */
     pio_pack_fn pack[PIO_DTYPE_COUNT];
     pio_tile_fn tile_packed[PIO_DTYPE_COUNT];
+    /* The layout weights of dtype d run fastest in at this level (d itself,
+     * or Q4_0_X8 for Q4_0): what the loader repacks them to
+     * (pio_wmat_layout_for). Every level still runs every layout. */
+    pio_dtype weight_layout[PIO_DTYPE_COUNT];
     /* Quantize one row of k f32 values (k a multiple of 32 / 256). */
     void (*quantize_q8)(const float *x, void *xq, int64_t k);           /* PIO_ACT_Q8 */
     void (*quantize_q8_K)(const float *x, pio_block_q8_K *xq, int64_t k);

@@ -53,7 +53,39 @@ typedef struct pio_block_q8_K {
     int16_t bsums[PIO_QK_K / 16];
 } pio_block_q8_K;
 
+/*
+ * Q4_0_X8 (PIO_DTYPE_Q4_0_X8): an internal layout of Q4_0, never in files.
+ * A matrix of R rows (R a multiple of 8) x K columns is R/8 groups of 8 rows;
+ * group g holds rows 8g..8g+7 in exactly the bytes those 8 Q4_0 rows occupy
+ * (8·(K/32)·18, from byte 8g·row_bytes), so a tensor can be repacked in
+ * place. A group is K/32 block columns of 144 bytes, block column b holding
+ * block b of each of the 8 rows:
+ *
+ *   offset  0: d[8]          f16 scale of block b of row 0..7     (16 B)
+ *   offset 16: qs[4][8][4]   chunk c = 0..3, row i = 0..7:        (128 B)
+ *                            bytes qs[4c..4c+3] of row i's block
+ *
+ *        16 B          32 B (chunk 0)                   32 B (chunk 3)
+ *   +-----------+-------+-------+-----+-------+     +-------+-----+-------+
+ *   | d0 ... d7 | r0 qs | r1 qs | ... | r7 qs | ... | r0 qs | ... | r7 qs |
+ *   |           | 0..3  | 0..3  |     | 0..3  |     | 12..15|     | 12..15|
+ *   +-----------+-------+-------+-----+-------+     +-------+-----+-------+
+ *
+ * As in Q4_0, byte qs[j] holds q[j] (low nibble) and q[j+16] (high nibble),
+ * x = d·(q - 8). One 32-byte load of chunk c gives 4 bytes of every row:
+ * the low nibbles are values 4c..4c+3 of the block, the high nibbles values
+ * 16+4c..16+4c+3; against 4 activation bytes broadcast to the 8 dwords,
+ * one pmaddubsw computes partial dot products of all 8 rows.
+ */
+#define PIO_Q4_0_X8_ROWS 8
+
+typedef struct pio_block_q4_0x8 {
+    uint16_t d[8];                   /* f16 scales of rows 0..7 */
+    uint8_t qs[4][8][4];             /* [chunk][row][byte] */
+} pio_block_q4_0x8;
+
 _Static_assert(sizeof(pio_block_q8_0) == 34, "Q8_0 block layout");
+_Static_assert(sizeof(pio_block_q4_0x8) == 8 * 18, "Q4_0_X8 block column = 8 Q4_0 blocks");
 _Static_assert(sizeof(pio_block_q4_0) == 18, "Q4_0 block layout");
 _Static_assert(sizeof(pio_block_q4_K) == 144, "Q4_K block layout");
 _Static_assert(sizeof(pio_block_q6_K) == 210, "Q6_K block layout");
@@ -91,7 +123,8 @@ void pio_quantize_row(pio_dtype dt, const float *x, void *y, int64_t k);
 pio_status pio_quantize_rows(pio_dtype dt, const float *x, void *y, int64_t rows, int64_t cols);
 
 /* y[0..k) = the values of k elements of type dt at x: Q8_0, Q4_0, Q4_K,
- * Q6_K, Q8_K (GGML dequantize_row_*), or F32/F16/BF16. */
+ * Q6_K, Q8_K (GGML dequantize_row_*), or F32/F16/BF16. (A Q4_0_X8 row is
+ * not contiguous: pio_q4_0_x8_dequantize_row or pio_wmat_row_f32.) */
 void pio_dequantize_row(pio_dtype dt, const void *x, float *y, int64_t k);
 
 /*
@@ -110,6 +143,18 @@ float pio_vec_dot_q8_0_q8_0_ref(int64_t n, const void *w, const void *a);
 float pio_vec_dot_q4_0_q8_0_ref(int64_t n, const void *w, const void *a);
 float pio_vec_dot_q4_K_q8_K_ref(int64_t n, const void *w, const void *a);
 float pio_vec_dot_q6_K_q8_K_ref(int64_t n, const void *w, const void *a);
+
+/*
+ * Q4_0 <-> Q4_0_X8, one group of 8 rows of k values (k a multiple of 32):
+ * pack reads 8 Q4_0 rows at src, src_stride bytes apart, into the group at
+ * dst (8·k/32·18 bytes); unpack is the inverse. dst and src must not
+ * overlap. Cost: a byte copy of the group.
+ */
+void pio_q4_0_x8_pack(void *dst, const void *src, size_t src_stride, int64_t k);
+void pio_q4_0_x8_unpack(void *dst, size_t dst_stride, const void *src, int64_t k);
+
+/* y[0..k) = the values of row i (0..7) of the Q4_0_X8 group at `group`. */
+void pio_q4_0_x8_dequantize_row(const void *group, int i, float *y, int64_t k);
 
 /* Dispatch on the weight type; for F32/F16/BF16 weights `a` is f32. */
 float pio_vec_dot_ref(pio_dtype w_dtype, int64_t n, const void *w, const void *a);

@@ -21,8 +21,12 @@ void pio_dtype_counts_format(char *buf, size_t size, const int *counts)
     int i;
     if (size)
         buf[0] = '\0';
-    for (i = 0; i < PIO_DTYPE_COUNT && len < size; i++)
-        if (counts[i])
+    for (i = 0; i < PIO_DTYPE_COUNT && len < size; i++) {
+        /* Q4_0_X8 is Q4_0 in the kernels' layout: counted as Q4_0 */
+        int c = i == PIO_DTYPE_Q4_0_X8 ? 0 : i == PIO_DTYPE_Q4_0 ? counts[i] + counts[PIO_DTYPE_Q4_0_X8]
+                                                                  : counts[i];
+        if (c)
             len += (size_t)snprintf(buf + len, size - len, "%s%s x %d", len ? ", " : "",
-                                    pio_dtype_name((pio_dtype)i), counts[i]);
+                                    pio_dtype_name((pio_dtype)i), c);
+    }
 }

@@ -34,7 +34,8 @@ pio_status pio_batch_prepare(const char *who, const pio_batch *b, int n_vocab, i
 /* *out = malloc'ed f32 copy of tensor t (norm weights are kept in f32). */
 pio_status pio_tensor_f32_copy(const pio_tensor *t, float **out);
 
-/* "BF16 x 398, F32 x 1" from per-dtype tensor counts[PIO_DTYPE_COUNT] into buf. */
+/* "BF16 x 398, F32 x 1" from per-dtype tensor counts[PIO_DTYPE_COUNT] into buf
+ * (Q4_0_X8, Q4_0 repacked for the kernels at load, is counted as Q4_0). */
 void pio_dtype_counts_format(char *buf, size_t size, const int *counts);
 
 /* Weights and geometry of one grouped-query attention layer. */

@@ -147,9 +147,12 @@ typedef struct mm_job {
     size_t pack_bytes;
 } mm_job;
 
-/* Bytes from the start of a row to column c (c at a block/group boundary). */
+/* Bytes from the start of a row (Q4_0_X8: of an 8-row group) to column c
+ * (c at a block/group boundary). */
 static size_t w_offset(pio_dtype dt, int64_t c)
 {
+    if (dt == PIO_DTYPE_Q4_0_X8)
+        return PIO_Q4_0_X8_ROWS * pio_dtype_row_bytes(dt, c);
     return pio_dtype_is_quantized(dt) ? pio_dtype_row_bytes(dt, c) : (size_t)c * pio_dtype_size(dt);
 }
 
@@ -223,6 +226,10 @@ pio_status pio_matmul_kernels(const pio_kernels *kt, pio_threadpool *tp, float *
         return pio_error(PIO_STATUS_ERR_SHAPE, "matmul: %s weight of %lld x %lld (cols must be "
                          "a multiple of %d), batch %d", pio_dtype_name(w->dtype),
                          (long long)w->rows, (long long)w->cols, be, n);
+    if (w->dtype == PIO_DTYPE_Q4_0_X8 && w->rows % PIO_Q4_0_X8_ROWS != 0)
+        return pio_error(PIO_STATUS_ERR_SHAPE, "matmul: %s weight of %lld rows (must be a "
+                         "multiple of %d)", pio_dtype_name(w->dtype), (long long)w->rows,
+                         PIO_Q4_0_X8_ROWS);
     if (n == 0 || w->rows == 0)
         return PIO_STATUS_OK;
 
@@ -239,7 +246,8 @@ pio_status pio_matmul_kernels(const pio_kernels *kt, pio_threadpool *tp, float *
     if (n <= GEMV_MAX_N) {
         int64_t per = (w->rows + (int64_t)n_threads * GEMV_TASKS_PER_THREAD - 1) /
                       ((int64_t)n_threads * GEMV_TASKS_PER_THREAD);
-        per = (per + 3) & ~(int64_t)3;
+        /* whole micro-kernels: 4 rows, or two 8-row groups of Q4_0_X8 */
+        per = w->dtype == PIO_DTYPE_Q4_0_X8 ? (per + 15) & ~(int64_t)15 : (per + 3) & ~(int64_t)3;
         job.task_rows = per < 16 ? 16 : per;
         job.kc = w->cols;
         job.tb = n;

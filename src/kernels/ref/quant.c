@@ -146,6 +146,55 @@ static void q_dequantize_q4_0(const pio_block_q4_0 *x, float *y, int64_t k)
     }
 }
 
+/* ---- Q4_0_X8: 8 Q4_0 rows interleaved (layout in quant.h) ----------------- */
+
+void pio_q4_0_x8_pack(void *dst, const void *src, size_t src_stride, int64_t k)
+{
+    pio_block_q4_0x8 *o = dst;
+    int64_t nb = k / PIO_QK4_0;
+
+    for (int64_t b = 0; b < nb; b++) {
+        for (int i = 0; i < PIO_Q4_0_X8_ROWS; i++) {
+            const pio_block_q4_0 *blk = (const pio_block_q4_0 *)((const char *)src + (size_t)i * src_stride) + b;
+            o[b].d[i] = blk->d;
+            for (int c = 0; c < 4; c++)
+                memcpy(o[b].qs[c][i], blk->qs + 4 * c, 4);
+        }
+    }
+}
+
+void pio_q4_0_x8_unpack(void *dst, size_t dst_stride, const void *src, int64_t k)
+{
+    const pio_block_q4_0x8 *g = src;
+    int64_t nb = k / PIO_QK4_0;
+
+    for (int64_t b = 0; b < nb; b++) {
+        for (int i = 0; i < PIO_Q4_0_X8_ROWS; i++) {
+            pio_block_q4_0 *blk = (pio_block_q4_0 *)((char *)dst + (size_t)i * dst_stride) + b;
+            blk->d = g[b].d[i];
+            for (int c = 0; c < 4; c++)
+                memcpy(blk->qs + 4 * c, g[b].qs[c][i], 4);
+        }
+    }
+}
+
+void pio_q4_0_x8_dequantize_row(const void *group, int i, float *y, int64_t k)
+{
+    const pio_block_q4_0x8 *g = group;
+    int64_t nb = k / PIO_QK4_0;
+
+    for (int64_t b = 0; b < nb; b++) {
+        const float d = pio_f16_to_f32(g[b].d[i]);
+        for (int c = 0; c < 4; c++) {
+            for (int j = 0; j < 4; j++) {
+                const uint8_t q = g[b].qs[c][i][j];
+                y[b * PIO_QK4_0 + 4 * c + j] = ((q & 0x0F) - 8) * d;
+                y[b * PIO_QK4_0 + 4 * c + j + PIO_QK4_0 / 2] = ((q >> 4) - 8) * d;
+            }
+        }
+    }
+}
+
 /* ---- Q4_K ---------------------------------------------------------------- */
 
 /*

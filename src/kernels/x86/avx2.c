@@ -8,6 +8,8 @@
  *   float W:  y += W·x with FMA; bf16 -> f32 by a 16-bit shift, f16 by vcvtph2ps.
  *   Q8_0:     sign trick: maddubs(|w|, sign(x, w)) -> madd -> f32, scaled by dw·dx.
  *   Q4_0:     nibbles are unsigned: maddubs(q, x) - 8·Σx (Σx kept with the activations).
+ *   Q4_0_X8:  8 rows interleaved (quant.h): 16 rows x 2 tokens, one lane per row, int16
+ *             sums over a block against broadcast activation dwords; the decode path.
  *   Q4_K/Q6_K: maddubs + madd by the integer sub-block scale, summed in int32 over
  *             the super-block; mins (Q4_K) and the -32 offset (Q6_K) come from bsums.
  */
@@ -551,6 +553,125 @@ static void tile_q4_0_avx2(TILE_ARGS) { TILE_WALK_PF(Q_MICRO, q4_0_micro); }
 static void tile_q4_K_avx2(TILE_ARGS) { TILE_WALK_PF(Q_MICRO, q4_K_micro); }
 static void tile_q6_K_avx2(TILE_ARGS) { TILE_WALK_PF(Q_MICRO, q6_K_micro); }
 
+/* ---- Q4_0_X8: 8 rows interleaved (quant.h) ------------------------------------------ */
+
+/*
+ * G groups of 8 rows (G <= 2) x T tokens (T <= 2), groups gs bytes apart.
+ * Per block column and group: one vcvtph2ps for the 8 scales, 4 loads of 32
+ * bytes, each split into low and high nibbles (4 bytes = 8 values per row),
+ * against 4 activation bytes broadcast to every dword: 8 pmaddubsw summed
+ * in int16 (8 x 2·15·127 < 2^15), widened once by pmaddwd, minus 8·Σx for
+ * the nibble offset, then one FMA by d_w·d_x. Lane i is row i, so the 8
+ * results are stored without a horizontal sum. A row's sum runs over the
+ * blocks in order whatever G and T are (batch invariant). pf: prefetch the
+ * same columns of the next two groups (the next micro-kernel), as decode
+ * streams W from memory.
+ */
+AI void q4x8_micro(int G, int T, int64_t k, const uint8_t *w, size_t gs, const uint8_t *x,
+                   size_t xs, float *y, size_t ldy, bool accumulate, bool pf)
+{
+    const __m256i m4 = _mm256_set1_epi8(15), ones = _mm256_set1_epi16(1);
+    const int64_t nb = k / 32;
+    __m256 acc[2][2];
+    int64_t b;
+    int gi, t, c;
+
+#pragma GCC unroll 2
+    for (gi = 0; gi < G; gi++)
+#pragma GCC unroll 2
+        for (t = 0; t < T; t++)
+            acc[gi][t] = _mm256_setzero_ps();
+    for (b = 0; b < nb; b++) {
+        const uint8_t *xb[2];
+        __m256i ai[2][2];
+        int j = (int)(b & 7);
+#pragma GCC unroll 2
+        for (t = 0; t < T; t++)
+            xb[t] = x + (size_t)t * xs + (size_t)(b >> 3) * PIO_ACT_Q8_GROUP_BYTES;
+#pragma GCC unroll 4
+        for (c = 0; c < 4; c++) {
+            __m256i lo[2], hi[2];
+#pragma GCC unroll 2
+            for (gi = 0; gi < G; gi++) {
+                const uint8_t *blk = w + (size_t)gi * gs + (size_t)b * sizeof(pio_block_q4_0x8);
+                __m256i v = _mm256_loadu_si256((const __m256i *)(blk + 16 + 32 * c));
+                if (c < 3)        /* the next micro-kernel's groups, same column: 3 lines */
+                    prefetch_next(pf, blk + 64 * c, 2 * gs, 1);
+                lo[gi] = _mm256_and_si256(v, m4);
+                hi[gi] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+            }
+#pragma GCC unroll 2
+            for (t = 0; t < T; t++) {
+                int32_t xl, xh;
+                __m256i vl, vh;
+                memcpy(&xl, xb[t] + 32 * j + 4 * c, 4);
+                memcpy(&xh, xb[t] + 32 * j + 16 + 4 * c, 4);
+                vl = _mm256_set1_epi32(xl);
+                vh = _mm256_set1_epi32(xh);
+#pragma GCC unroll 2
+                for (gi = 0; gi < G; gi++) {
+                    __m256i p = _mm256_add_epi16(_mm256_maddubs_epi16(lo[gi], vl),
+                                                 _mm256_maddubs_epi16(hi[gi], vh));
+                    ai[gi][t] = c == 0 ? p : _mm256_add_epi16(ai[gi][t], p);
+                    __asm__("" : "+x"(ai[gi][t]));   /* keep the sum a chain: no tree of live products */
+                }
+            }
+        }
+#pragma GCC unroll 2
+        for (gi = 0; gi < G; gi++) {
+            const uint8_t *blk = w + (size_t)gi * gs + (size_t)b * sizeof(pio_block_q4_0x8);
+            __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)blk));
+#pragma GCC unroll 2
+            for (t = 0; t < T; t++) {
+                int32_t sx;
+                __m256i p;
+                memcpy(&sx, xb[t] + 288 + 4 * j, 4);
+                p = _mm256_sub_epi32(_mm256_madd_epi16(ai[gi][t], ones), _mm256_set1_epi32(8 * sx));
+                acc[gi][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p),
+                                             _mm256_mul_ps(dw, _mm256_broadcast_ss((const float *)(xb[t] + 256) + j)),
+                                             acc[gi][t]);
+            }
+        }
+    }
+#pragma GCC unroll 2
+    for (gi = 0; gi < G; gi++) {
+#pragma GCC unroll 2
+        for (t = 0; t < T; t++) {
+            float *yt = y + (size_t)t * ldy + 8 * gi;
+            __m256 v = acc[gi][t];
+            if (accumulate)
+                v = _mm256_add_ps(v, _mm256_loadu_ps(yt));
+            _mm256_storeu_ps(yt, v);
+        }
+    }
+}
+
+#define Q4X8_CALL(G, T, g, t)                                                              \
+    q4x8_micro(G, T, k, (const uint8_t *)w + (size_t)(g) * gs, gs,                         \
+               (const uint8_t *)x + (size_t)(t) * x_stride, x_stride,                      \
+               y + (size_t)(t) * ldy + (size_t)(g) * 8, ldy, accumulate, pf)
+
+#define Q4X8_TOKENS(G, g)                                                                  \
+    do {                                                                                   \
+        int t_;                                                                            \
+        for (t_ = 0; t_ + 2 <= nt; t_ += 2)                                                \
+            Q4X8_CALL(G, 2, g, t_);                                                        \
+        if (t_ < nt)                                                                       \
+            Q4X8_CALL(G, 1, g, t_);                                                        \
+    } while (0)
+
+/* nr a multiple of 8; 16 rows x 2 tokens per micro-kernel. */
+static void tile_q4_0_x8_avx2(TILE_ARGS)
+{
+    const size_t gs = 8 * w_stride;
+    const bool pf = nt <= PF_TOKENS;
+    int ng = nr / 8, g;
+    for (g = 0; g + 2 <= ng; g += 2)
+        Q4X8_TOKENS(2, g);
+    if (g < ng)
+        Q4X8_TOKENS(1, g);
+}
+
 /* ---- prefill: packed Q8_0 / Q4_0 panels --------------------------------------------- */
 
 /*
@@ -605,6 +726,32 @@ AI void pack_q_avx2(bool q4, void *dst, const void *w, size_t ws, int nr, int64_
                     memcpy(o + 32 * c + 4 * i, e + 4 * c, 4);
             }
             memcpy(o + 256, d, sizeof d);
+        }
+    }
+}
+
+/*
+ * The same panel from Q4_0_X8 groups (nr a multiple of 8, groups 8·ws apart):
+ * chunk c < 4 of the panel is the low nibbles of the group's chunk c, chunk
+ * c + 4 its high nibbles; three instructions per 32 bytes.
+ */
+static void pack_q4_0_x8_avx2(void *dst, const void *w, size_t ws, int nr, int64_t k)
+{
+    const __m256i m4 = _mm256_set1_epi8(15);
+    const int64_t nb = k / 32;
+    int ng = nr / 8, g, c;
+    int64_t b;
+    for (g = 0; g < ng; g++) {
+        const uint8_t *src = (const uint8_t *)w + (size_t)g * 8 * ws;
+        uint8_t *o = (uint8_t *)dst + (size_t)g * (size_t)nb * PK2_BLOCK;
+        for (b = 0; b < nb; b++, src += sizeof(pio_block_q4_0x8), o += PK2_BLOCK) {
+            for (c = 0; c < 4; c++) {
+                __m256i v = _mm256_loadu_si256((const __m256i *)(src + 16 + 32 * c));
+                _mm256_store_si256((__m256i *)(o + 32 * c), _mm256_and_si256(v, m4));
+                _mm256_store_si256((__m256i *)(o + 32 * (c + 4)),
+                                   _mm256_and_si256(_mm256_srli_epi16(v, 4), m4));
+            }
+            _mm256_store_ps((float *)(o + 256), _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)src)));
         }
     }
 }
@@ -735,6 +882,11 @@ void pio_kernels_init_avx2(pio_kernels *kt)
     kt->pack_size[PIO_DTYPE_Q4_0] = pack_size_q_avx2;
     kt->pack[PIO_DTYPE_Q4_0] = pack_q4_0_avx2;
     kt->tile_packed[PIO_DTYPE_Q4_0] = tile_packed_q4_0_avx2;
+    kt->tile[PIO_DTYPE_Q4_0_X8] = tile_q4_0_x8_avx2;
+    kt->pack_size[PIO_DTYPE_Q4_0_X8] = pack_size_q_avx2;
+    kt->pack[PIO_DTYPE_Q4_0_X8] = pack_q4_0_x8_avx2;
+    kt->tile_packed[PIO_DTYPE_Q4_0_X8] = tile_packed_q4_0_avx2;
+    kt->weight_layout[PIO_DTYPE_Q4_0] = PIO_DTYPE_Q4_0_X8;
     kt->tile[PIO_DTYPE_F32] = tile_f32_avx2;
     kt->tile[PIO_DTYPE_F16] = tile_f16_avx2;
     kt->tile[PIO_DTYPE_BF16] = tile_bf16_avx2;
