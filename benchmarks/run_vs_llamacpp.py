@@ -303,7 +303,13 @@ def ratio(a, b):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--work", default=str(BENCH / "work"))
-    ap.add_argument("--name", default="qwen3-4b", help="model base name made by make_qwen3_4b.py")
+    ap.add_argument("--name", default="qwen3-4b", help="model base name made by make_qwen3_4b.py "
+                    "(or an existing WORK/NAME-FORMAT.gguf, e.g. qwen3-30b-a3b from make_qwen3_moe.py)")
+    ap.add_argument("--roofline-bytes", type=float, default=None,
+                    help="weight bytes read per generated token for the roofline (default: the whole "
+                         "model; give the active bytes for an MoE)")
+    ap.add_argument("--kv-bytes-per-pos", type=int, default=KV_BYTES_PER_POS,
+                    help="f16 KV bytes per position for the depth roofline (default: Qwen3-4B's)")
     ap.add_argument("--pio", default=None, help="the pio binary (default: build/pio, else build-*/pio)")
     ap.add_argument("--formats", default=",".join(FORMATS))
     ap.add_argument("--tests", default="pp+tg,tg_1t,tg_depth")
@@ -348,7 +354,7 @@ def main():
         raise SystemExit("run_vs_llamacpp: llama-bench is not available")
     hf_dir = work / args.name
     missing = [f for f in formats if not (work / f"{args.name}-{f}.gguf").exists()]
-    if missing or not (hf_dir / "model.safetensors.index.json").exists():
+    if missing or (args.pio_input == "st" and not (hf_dir / "model.safetensors.index.json").exists()):
         log(f"model: making {args.name} ({', '.join(missing) or 'safetensors'})")
         subprocess.run([str(py), str(BENCH / "make_qwen3_4b.py"), "--work", str(work), "--name", args.name,
                         "--formats", ",".join(["st"] + missing)], check=True)
@@ -493,6 +499,9 @@ def make_report(args, env, bw, bandwidth, runs):
             if run and "error" not in run["llama.cpp"]:
                 wb = run["llama.cpp"]["weight_bytes"]
                 break
+        wb_model = wb
+        if wb and args.roofline_bytes:
+            wb = args.roofline_bytes
         if wb:
             roof = bandwidth * 1e9 / wb
             tgt = TARGETS["roofline"].get(fmt, 0.9)
@@ -502,13 +511,17 @@ def make_report(args, env, bw, bandwidth, runs):
                     L.append(f"| % of roofline, {label} ({roof:.2f} t/s) | {fmt_num(a and 100 * a / roof, 1)} | "
                              f"{fmt_num(b and 100 * b / roof, 1)} | | pio ≥ {100 * tgt:.0f}% | |")
             if td:
-                kv = KV_BYTES_PER_POS * (args.depth + (args.depth_n or args.n_gen) / 2)
+                kv = args.kv_bytes_per_pos * (args.depth + (args.depth_n or args.n_gen) / 2)
                 roof_d = bandwidth * 1e9 / (wb + kv)
                 a, b = tps(td["llama.cpp"], "tg"), tps(td["pio"], "tg")
                 L.append(f"| % of roofline @ depth {args.depth} (weights + {kv / 1e9:.2f} GB f16 KV: "
                          f"{roof_d:.2f} t/s) | {fmt_num(a and 100 * a / roof_d, 1)} | "
                          f"{fmt_num(b and 100 * b / roof_d, 1)} | | | |")
-            L.append(f"\nweights: {wb / 1e9:.3f} GB per token (llama.cpp's model size for this GGUF)")
+            if wb != wb_model:
+                L.append(f"\nweights: {wb / 1e9:.3f} GB read per token (--roofline-bytes: the active "
+                         f"weights) of {wb_model / 1e9:.3f} GB (llama.cpp's model size for this GGUF)")
+            else:
+                L.append(f"\nweights: {wb / 1e9:.3f} GB per token (llama.cpp's model size for this GGUF)")
         errors = [(run["test"], e, run[e]["error"]) for run in (pt, t1, td) if run
                   for e in ("llama.cpp", "pio") if "error" in run[e]]
         for test, eng, msg in errors:
