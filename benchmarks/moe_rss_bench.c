@@ -10,10 +10,14 @@
  * (default 64), printing after each stage:
  * VmRSS, RssAnon, RssFile (/proc/self/status) and the resident bytes of the
  * model file's mappings (sum of Rss over /proc/self/smaps entries whose path
- * ends in .safetensors or .gguf), against the weight bytes the plugin reports.
+ * ends in .safetensors or .gguf), against the weight bytes the plugin reports,
+ * and how much of that is private (Anonymous: pages written in place, as the
+ * MoE layer does when it repacks an expert for the kernels the first time it
+ * is routed to; such a page replaces the file's page, it does not add to it).
  * Make a test model with benchmarks/make_moe_rss_model.py.
  */
 #include "pio/engine.h"
+#include "common/cpu.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,13 +41,15 @@ static long long status_bytes(const char *key)
     return v;
 }
 
-/* Resident bytes of the mappings of *.safetensors / *.gguf files. */
-static long long model_file_rss(void)
+/* Resident bytes of the mappings of *.safetensors / *.gguf files; *anon =
+ * those of them that are private copies (written in place). */
+static long long model_file_rss(long long *anon)
 {
     FILE *f = fopen("/proc/self/smaps", "r");
     char line[4096];
     bool in_model = false;
     long long sum = 0;
+    *anon = 0;
     if (!f)
         return -1;
     while (fgets(line, sizeof line, f)) {
@@ -57,6 +63,8 @@ static long long model_file_rss(void)
                        (n > 5 && strcmp(line + n - 5, ".gguf") == 0);
         } else if (in_model && strncmp(line, "Rss:", 4) == 0) {
             sum += atoll(line + 4) * 1024;
+        } else if (in_model && strncmp(line, "Anonymous:", 10) == 0) {
+            *anon += atoll(line + 10) * 1024;
         }
     }
     fclose(f);
@@ -65,10 +73,10 @@ static long long model_file_rss(void)
 
 static void report(const char *stage, double weight_bytes)
 {
-    long long file = model_file_rss();
-    printf("%-28s VmRSS %8.1f MB  RssAnon %7.1f MB  RssFile %8.1f MB  model file resident %8.1f MB (%5.1f%% of %.1f MB)\n",
+    long long anon, file = model_file_rss(&anon);
+    printf("%-28s VmRSS %8.1f MB  RssAnon %7.1f MB  RssFile %8.1f MB  model file resident %8.1f MB (%5.1f%% of %.1f MB; private %.2f MB)\n",
            stage, status_bytes("VmRSS") / 1e6, status_bytes("RssAnon") / 1e6, status_bytes("RssFile") / 1e6,
-           file / 1e6, 100.0 * (double)file / weight_bytes, weight_bytes / 1e6);
+           file / 1e6, 100.0 * (double)file / weight_bytes, weight_bytes / 1e6, anon / 1e6);
 }
 
 static bool count_tokens(void *user, int32_t token, const char *text, size_t len)
@@ -118,8 +126,8 @@ int main(int argc, char **argv)
         return 1;
     }
     wb = (double)pio_engine_model_info(e)->weight_bytes;
-    printf("model: %s, %s, %.1f MB of weights\n", pio_engine_model_info(e)->architecture,
-           pio_engine_model_info(e)->dtypes, wb / 1e6);
+    printf("model: %s, %s, %.1f MB of weights; kernels %s\n", pio_engine_model_info(e)->architecture,
+           pio_engine_model_info(e)->dtypes, wb / 1e6, pio_cpu_level_name(pio_cpu_level_active()));
     report("after load", wb);
     for (i = 0; i < n_prompt; i++)
         prompt[i] = (int32_t)((i * 37 + 11) % 400);

@@ -152,6 +152,22 @@ pio_status pio_requant_spec_check(const char *spec);
  */
 pio_status pio_weights_repack(pio_weights *w, int n_threads, int *n_repacked);
 
+/*
+ * Where the bytes of tensor t of w (a pointer from pio_weights_get/find/at)
+ * lie, for a change of layout made in place after load: MoE experts are
+ * repacked the first time they are routed to (src/layers/moe.c).
+ */
+typedef enum pio_weights_mem {
+    PIO_WEIGHTS_MEM_FOREIGN = 0,  /* the caller's memory (pio_gguf_from_memory), or not
+                                     w's: never write */
+    PIO_WEIGHTS_MEM_OWNED,        /* a buffer w owns (converted on load): writable */
+    PIO_WEIGHTS_MEM_FILE_MAP,     /* the file's read-only MAP_PRIVATE mapping: writable
+                                     once mprotect'ed; a page written becomes a private
+                                     copy (anonymous) in place of the file's page */
+} pio_weights_mem;
+
+pio_weights_mem pio_weights_mem_of(const pio_weights *w, const pio_tensor *t);
+
 /* ---- config.json --------------------------------------------------------- */
 
 #define PIO_MAX_EOS 8

@@ -16,7 +16,9 @@
  *   - 3-D tensors and MoE expert matrices (".experts.") are left as stored:
  *     experts are paged in lazily when first routed to, and a copy at load
  *     would make every expert resident (benchmarks/results/
- *     2026-11-27-qwen3-moe-rss.md).
+ *     2026-11-27-qwen3-moe-rss.md). The MoE layer repacks each expert in
+ *     place the first time it is routed to instead (pio_moe_repack in
+ *     src/layers/layers.h), where pio_weights_mem_of says it may write.
  *
  * The token embedding of a tied model is the lm_head matrix too: it is
  * repacked like any matrix, and row lookups go through pio_wmat_row_f32,
@@ -144,4 +146,14 @@ pio_status pio_weights_repack(pio_weights *w, int n_threads, int *n_repacked)
     if (n_repacked)
         *n_repacked = done;
     return st;
+}
+
+pio_weights_mem pio_weights_mem_of(const pio_weights *w, const pio_tensor *t)
+{
+    int i = w && t && t->name ? pio_weights_index(w, t->name) : -1;
+    if (i < 0 || pio_weights_at(w, i) != t)
+        return PIO_WEIGHTS_MEM_FOREIGN;
+    if (pio_weights_owned_data(w, i))
+        return PIO_WEIGHTS_MEM_OWNED;
+    return pio_weights_is_file_data(w, i) ? PIO_WEIGHTS_MEM_FILE_MAP : PIO_WEIGHTS_MEM_FOREIGN;
 }

@@ -101,13 +101,32 @@ pio_status pio_swiglu_mlp(pio_threadpool *tp, const pio_wmat *w_gate, const pio_
 
 /* ---- mixture of experts (moe.c) ------------------------------------------ */
 
+/*
+ * Whether, and how, a matrix of an expert may be rewritten in place into the
+ * layout the active kernels run fastest (pio_wmat_layout_for: Q4_0 ->
+ * Q4_0_X8 at AVX2) the first time the expert is routed to. Experts are not
+ * repacked at load (pio_weights_repack skips them) so that experts never
+ * selected are never read; pio_moe_forward repacks each one lazily instead.
+ */
+typedef enum pio_moe_repack {
+    PIO_MOE_REPACK_NONE = 0,   /* leave as it is (the caller's memory, or done) */
+    PIO_MOE_REPACK_IN_PLACE,   /* writable memory the weights own (quantized on load) */
+    PIO_MOE_REPACK_FILE_MAP,   /* a read-only MAP_PRIVATE file mapping: its pages are made
+                                  writable (mprotect) around the write, and each page
+                                  written becomes a private copy that takes the file
+                                  page's place in the resident set (never both) */
+} pio_moe_repack;
+
 /* One routed expert: a SwiGLU MLP whose matrices are views into the
  * checkpoint (any pio_wmat dtype; never copied, so an expert that is never
- * selected is never read). */
+ * selected is never read). Each matrix carries its own dtype: after a lazy
+ * repack some experts of a tensor are Q4_0_X8 and the others still Q4_0. */
 typedef struct pio_moe_expert {
     pio_wmat gate;       /* (n_ff_exp, n_embd) */
     pio_wmat up;         /* (n_ff_exp, n_embd) */
     pio_wmat down;       /* (n_embd, n_ff_exp) */
+    uint8_t repack[3];   /* pio_moe_repack of gate, up, down: set at bind (0 = never),
+                            NONE once the matrix is repacked (or has nothing to do) */
 } pio_moe_expert;
 
 /*
@@ -134,6 +153,10 @@ typedef struct pio_moe_scratch {
     pio_mlp_scratch mlp;
     void *dec;           /* decode path: activations, gate/up/down rows of the k experts */
     size_t dec_cap;      /* bytes of dec */
+    int32_t *rp_list;    /* (rp_cap) lazy repack: e·3 + matrix of the pending matrices */
+    int rp_cap;
+    uint8_t *rp_tmp;     /* [threads][8·row bytes] copies of an 8-row group */
+    size_t rp_tmp_cap;   /* bytes of rp_tmp */
 } pio_moe_scratch;
 
 void pio_moe_scratch_free(pio_moe_scratch *s);
@@ -149,11 +172,21 @@ void pio_moe_scratch_free(pio_moe_scratch *s);
  * read. A single token (decode) takes a fused path: the token's activation
  * is quantized once, the gate and up rows of all k experts run as one pool
  * job and their down rows as a second (2 dispatches instead of 3·k).
- * Cost: k·n·3·n_embd·n_ff_exp multiply-adds.
+ * Lazy repack: before any expert matrix is read, the routed experts whose
+ * matrices are marked (repack[m] != NONE) and not yet in the active
+ * kernels' layout are rewritten in place into it, on the pool, and their
+ * dtype changed (Q4_0 -> Q4_0_X8); the marks are then cleared. This is the
+ * only write to `experts` and to their weights; it happens on the calling
+ * thread's pool job before the experts' matmuls are dispatched, so the
+ * caller must not run two pio_moe_forward on the same experts at once (one
+ * inference thread). A matrix whose pages cannot be made writable stays as
+ * it is (and still runs).
+ * Cost: k·n·3·n_embd·n_ff_exp multiply-adds; the first routing of an expert
+ * also copies its bytes once.
  * Errors: ERR_INVALID_ARG for an expert index outside [0, n_experts),
  * ERR_NOMEM.
  */
-pio_status pio_moe_forward(pio_threadpool *tp, const pio_moe_expert *experts, int n_experts, int k,
+pio_status pio_moe_forward(pio_threadpool *tp, pio_moe_expert *experts, int n_experts, int k,
                            const int32_t *idx, const float *w, const float *x, int n, int64_t n_embd,
                            float *out, pio_moe_scratch *s);
 

@@ -4,13 +4,24 @@
  *
  * Reference: transformers' Qwen3MoeTopKRouter / Qwen3MoeExperts
  * (models/qwen3_moe/modeling_qwen3_moe.py) and MODELS.md §4.
+ *
+ * Experts are repacked into the kernels' layout lazily, the first time each
+ * is routed to (pio_moe_repack), so that the resident set keeps following
+ * the experts actually used: a matrix in the file's read-only private
+ * mapping has its pages made writable around the rewrite (mprotect), and
+ * the pages written become private copies in place of the file's pages
+ * (RssFile -> RssAnon, never both); one in memory the weights own is
+ * rewritten as it is.
  */
 #include "layers/layers.h"
 #include "kernels/dispatch.h"
+#include "kernels/quant.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 void pio_moe_route_softmax(const float *logits, int n, int n_experts, int k, bool renorm,
                            int32_t *idx, float *w)
@@ -56,8 +67,153 @@ void pio_moe_route_softmax(const float *logits, int n, int n_experts, int k, boo
 void pio_moe_scratch_free(pio_moe_scratch *s)
 {
     free(s->count); free(s->rows); free(s->wts); free(s->xg); free(s->yg); free(s->dec);
+    free(s->rp_list); free(s->rp_tmp);
     pio_mlp_scratch_free(&s->mlp);
     memset(s, 0, sizeof *s);
+}
+
+/* ---- lazy repack of the routed experts (pio_moe_repack) ------------------- */
+
+#define MOE_RP_PENDING 0x80   /* flag bit: in this call's list */
+
+static pio_wmat *moe_mat(pio_moe_expert *e, int m)
+{
+    return m == 0 ? &e->gate : m == 1 ? &e->up : &e->down;
+}
+
+/* mprotect the whole pages covering [p, p + len), a range of a file mapping
+ * (the mapping itself is page-aligned, so the pages are all in it). */
+static bool moe_protect(const void *p, size_t len, int prot)
+{
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t a = (uintptr_t)p & ~(page - 1), e = ((uintptr_t)p + len + page - 1) & ~(page - 1);
+    return mprotect((void *)a, e - a, prot) == 0;
+}
+
+typedef struct moe_rp_job {
+    pio_moe_expert *ex;
+    const int32_t *list;      /* (n) e·3 + m of the matrices to repack */
+    int slices;               /* tasks per matrix */
+    uint8_t *tmp;             /* [threads][tmp_stride] */
+    size_t tmp_stride;
+} moe_rp_job;
+
+/* Slice task % slices of matrix list[task / slices], Q4_0 -> Q4_0_X8 in
+ * place, one 8-row group at a time through the thread's copy. */
+static void moe_rp_task(void *p, int task, int thread)
+{
+    moe_rp_job *j = p;
+    int32_t em = j->list[task / j->slices];
+    const pio_wmat *w = moe_mat(&j->ex[em / 3], em % 3);
+    size_t rb = pio_dtype_row_bytes(w->dtype, w->cols), gb = PIO_Q4_0_X8_ROWS * rb;
+    int64_t groups = w->rows / PIO_Q4_0_X8_ROWS, sl = task % j->slices;
+    int64_t g0 = groups * sl / j->slices, g1 = groups * (sl + 1) / j->slices, g;
+    uint8_t *tmp = j->tmp + (size_t)thread * j->tmp_stride;
+    uint8_t *data = (uint8_t *)(uintptr_t)w->data;   /* marked writable (pio_moe_repack) */
+
+    for (g = g0; g < g1; g++) {
+        memcpy(tmp, data + (size_t)g * gb, gb);
+        pio_q4_0_x8_pack(data + (size_t)g * gb, tmp, rb, w->cols);
+    }
+}
+
+/*
+ * Repack in place the marked matrices of the experts routed to in
+ * idx[0..slots) that the active kernels run faster in another layout
+ * (pio_wmat_layout_for; Q4_0 -> Q4_0_X8 is the only conversion today), then
+ * clear their marks; a marked matrix with nothing to do is unmarked too.
+ * Indices out of range are skipped (the caller reports them). File-mapped
+ * matrices are made writable first (one that cannot be is left as it is)
+ * and read-only again after. The rewrite is one pool job that ends before
+ * this returns, so no reader of these experts runs at the same time.
+ * Cost: one check per slot once every routed expert is done; else a copy
+ * of each pending matrix, and a copy-on-write fault per file-mapped page.
+ */
+static pio_status moe_repack_routed(pio_threadpool *tp, pio_moe_expert *ex, int n_experts, const int32_t *idx,
+                                    int slots, pio_moe_scratch *s)
+{
+    int n_threads = pio_threadpool_size(tp), n = 0, i, m;
+    size_t tmp = 0;
+    moe_rp_job job;
+
+    for (i = 0; i < slots; i++) {
+        pio_moe_expert *e;
+        if (idx[i] < 0 || idx[i] >= n_experts)
+            continue;
+        e = &ex[idx[i]];
+        if (!(e->repack[0] | e->repack[1] | e->repack[2]))
+            continue;
+        for (m = 0; m < 3; m++) {
+            const pio_wmat *w = moe_mat(e, m);
+            if (e->repack[m] == PIO_MOE_REPACK_NONE || (e->repack[m] & MOE_RP_PENDING))
+                continue;
+            if (w->dtype != PIO_DTYPE_Q4_0 ||
+                pio_wmat_layout_for(w->dtype, w->rows, w->cols) != PIO_DTYPE_Q4_0_X8) {
+                e->repack[m] = PIO_MOE_REPACK_NONE;    /* this level runs it as it is */
+                continue;
+            }
+            if (s->rp_cap < 3 * n_experts) {
+                int32_t *l = realloc(s->rp_list, (size_t)3 * (size_t)n_experts * sizeof *l);
+                if (!l)
+                    goto nomem;
+                s->rp_list = l;
+                s->rp_cap = 3 * n_experts;
+            }
+            if (e->repack[m] == PIO_MOE_REPACK_FILE_MAP &&
+                !moe_protect(w->data, (size_t)w->rows * pio_dtype_row_bytes(w->dtype, w->cols),
+                             PROT_READ | PROT_WRITE)) {
+                /* stays Q4_0 (and runs). Its pages are left as they are: one
+                 * may be shared with a pending neighbour's, now writable. */
+                e->repack[m] = PIO_MOE_REPACK_NONE;
+                continue;
+            }
+            e->repack[m] |= MOE_RP_PENDING;
+            s->rp_list[n++] = idx[i] * 3 + m;
+            if (PIO_Q4_0_X8_ROWS * pio_dtype_row_bytes(w->dtype, w->cols) > tmp)
+                tmp = PIO_Q4_0_X8_ROWS * pio_dtype_row_bytes(w->dtype, w->cols);
+        }
+    }
+    if (n == 0)
+        return PIO_STATUS_OK;
+
+    memset(&job, 0, sizeof job);
+    job.ex = ex;
+    job.list = s->rp_list;
+    job.slices = (2 * n_threads + n - 1) / n;
+    job.tmp_stride = (tmp + 63) & ~(size_t)63;
+    if ((size_t)n_threads * job.tmp_stride > s->rp_tmp_cap) {
+        free(s->rp_tmp);
+        s->rp_tmp_cap = 0;
+        if (posix_memalign((void **)&s->rp_tmp, 64, (size_t)n_threads * job.tmp_stride) != 0) {
+            s->rp_tmp = NULL;
+            goto nomem;
+        }
+        s->rp_tmp_cap = (size_t)n_threads * job.tmp_stride;
+    }
+    job.tmp = s->rp_tmp;
+    pio_threadpool_run(tp, n * job.slices, moe_rp_task, &job);
+
+    for (i = 0; i < n; i++) {
+        pio_moe_expert *e = &ex[s->rp_list[i] / 3];
+        pio_wmat *w = moe_mat(e, s->rp_list[i] % 3);
+        if ((e->repack[s->rp_list[i] % 3] & ~MOE_RP_PENDING) == PIO_MOE_REPACK_FILE_MAP)
+            moe_protect(w->data, (size_t)w->rows * pio_dtype_row_bytes(w->dtype, w->cols), PROT_READ);
+        w->dtype = PIO_DTYPE_Q4_0_X8;
+        e->repack[s->rp_list[i] % 3] = PIO_MOE_REPACK_NONE;
+    }
+    return PIO_STATUS_OK;
+
+nomem:
+    /* nothing rewritten yet: restore the marks and the protection */
+    for (i = 0; i < n; i++) {
+        pio_moe_expert *e = &ex[s->rp_list[i] / 3];
+        uint8_t *r = &e->repack[s->rp_list[i] % 3];
+        const pio_wmat *w = moe_mat(e, s->rp_list[i] % 3);
+        *r &= (uint8_t)~MOE_RP_PENDING;
+        if (*r == PIO_MOE_REPACK_FILE_MAP)
+            moe_protect(w->data, (size_t)w->rows * pio_dtype_row_bytes(w->dtype, w->cols), PROT_READ);
+    }
+    return pio_error(PIO_STATUS_ERR_NOMEM, "moe: out of memory repacking %d expert matrices", n);
 }
 
 /* Grow the buffers to n·k slots, n_experts counters and n rows of n_embd. */
@@ -145,7 +301,9 @@ static void moe_gemv_run(pio_threadpool *tp, moe_gemv_job *j, int n_mats, int64_
     int n_threads = pio_threadpool_size(tp);
     int want = (n_threads * MOE_TASKS_PER_THREAD + n_mats - 1) / n_mats;
     int64_t per = (rows + want - 1) / want;
-    per = (per + 3) & ~(int64_t)3;
+    /* whole micro-kernels: 4 rows, or two 8-row groups of Q4_0_X8 (every
+     * matrix of a job has the first's dtype: moe_decode_ok) */
+    per = j->mat[0]->dtype == PIO_DTYPE_Q4_0_X8 ? (per + 15) & ~(int64_t)15 : (per + 3) & ~(int64_t)3;
     j->task_rows = per < 16 ? 16 : per;
     j->tasks_per_mat = (int)((rows + j->task_rows - 1) / j->task_rows);
     pio_threadpool_run(tp, n_mats * j->tasks_per_mat, moe_gemv_task, j);
@@ -269,7 +427,7 @@ static pio_status moe_decode(pio_threadpool *tp, const pio_kernels *kt, const pi
     return PIO_STATUS_OK;
 }
 
-pio_status pio_moe_forward(pio_threadpool *tp, const pio_moe_expert *experts, int n_experts, int k,
+pio_status pio_moe_forward(pio_threadpool *tp, pio_moe_expert *experts, int n_experts, int k,
                            const int32_t *idx, const float *w, const float *x, int n, int64_t n_embd,
                            float *out, pio_moe_scratch *s)
 {
@@ -279,6 +437,8 @@ pio_status pio_moe_forward(pio_threadpool *tp, const pio_moe_expert *experts, in
 
     if (n <= 0 || k <= 0 || n_experts <= 0)
         return pio_error(PIO_STATUS_ERR_INVALID_ARG, "moe: %d tokens, %d of %d experts", n, k, n_experts);
+    if ((st = moe_repack_routed(tp, experts, n_experts, idx, slots, s)))
+        return st;
     if (n == 1 && moe_decode_ok(pio_kernels_get(), experts, idx, k, n_experts, n_embd))
         return moe_decode(tp, pio_kernels_get(), experts, k, idx, w, x, n_embd, out, s);
     if ((st = moe_reserve(s, n, k, n_experts, n_embd)))

@@ -7,7 +7,10 @@
  * runs each selected expert once over all the tokens routed to it
  * (pio_moe_forward): in prefill one matmul per active expert, in decode
  * only the k selected experts' weights are read, so experts that are never
- * selected are never paged in from the mmap.
+ * selected are never paged in from the mmap. The first time an expert is
+ * selected, pio_moe_forward repacks it in place into the kernels' layout
+ * (Q4_0 -> Q4_0_X8 at AVX2): this writes into the experts' views, so one
+ * forward pass at a time per model (the engine's inference thread).
  */
 #include "qwen3_moe.h"
 

@@ -65,7 +65,9 @@ typedef struct qwen3_moe_layer {
     /* MoE layers */
     qwen3_moe_layout layout;
     pio_wmat router;          /* (n_experts, n_embd) mlp.gate.weight */
-    pio_moe_expert *experts;  /* [n_experts] views into the checkpoint; owned array */
+    pio_moe_expert *experts;  /* [n_experts] views into the checkpoint; owned array. The
+                                 forward pass repacks an expert's views in place the
+                                 first time it is routed to (pio_moe_repack) */
 } qwen3_moe_layer;
 
 typedef struct qwen3_moe_model {

@@ -12,6 +12,9 @@
  *   - stacked per projection, as GGUF files hold them (ffn_*_exps, mapped
  *     by gguf_names.c): mlp.experts.{gate,up,down}_proj.weight [E, ...],
  *     or a fused ffn_gate_up_exps.
+ * Each view is marked with how it may be rewritten in place (pio_moe_repack)
+ * when the kernels run its dtype faster in another layout: pio_moe_forward
+ * repacks an expert the first time it is routed to (Q4_0 -> Q4_0_X8 at AVX2).
  */
 #include "qwen3_moe.h"
 
@@ -289,6 +292,16 @@ static pio_status bind3(const pio_weights *w, const qwen3_moe_hparams *hp, const
     return pio_weights_get(w, name, 3, shape, out);
 }
 
+/* How views into tensor t may be repacked in place (pio_moe_repack). */
+static uint8_t repack_mode(const pio_weights *w, const pio_tensor *t)
+{
+    switch (pio_weights_mem_of(w, t)) {
+    case PIO_WEIGHTS_MEM_OWNED: return PIO_MOE_REPACK_IN_PLACE;
+    case PIO_WEIGHTS_MEM_FILE_MAP: return PIO_MOE_REPACK_FILE_MAP;
+    default: return PIO_MOE_REPACK_NONE;
+    }
+}
+
 /* Bind layer l's experts in whichever layout the checkpoint has. */
 static pio_status bind_experts(qwen3_moe_model *m, const pio_weights *w, int l, qwen3_moe_layer *L,
                                int *dtype_counts)
@@ -335,6 +348,9 @@ static pio_status bind_experts(qwen3_moe_model *m, const pio_weights *w, int l, 
             L->experts[e].gate = pio_wmat_from_tensor(tg);
             L->experts[e].up = pio_wmat_from_tensor(tu);
             L->experts[e].down = pio_wmat_from_tensor(td);
+            L->experts[e].repack[0] = repack_mode(w, tg);
+            L->experts[e].repack[1] = repack_mode(w, tu);
+            L->experts[e].repack[2] = repack_mode(w, td);
         }
         break;
     case QWEN3_MOE_LAYOUT_FUSED_GATE_UP:
@@ -350,6 +366,8 @@ static pio_status bind_experts(qwen3_moe_model *m, const pio_weights *w, int l, 
             L->experts[e].gate = wmat_rows(tg, 2 * ff * e, ff);
             L->experts[e].up = wmat_rows(tg, 2 * ff * e + ff, ff);
             L->experts[e].down = wmat_rows(td, (int64_t)hp->n_embd * e, hp->n_embd);
+            L->experts[e].repack[0] = L->experts[e].repack[1] = repack_mode(w, tg);
+            L->experts[e].repack[2] = repack_mode(w, td);
         }
         break;
     case QWEN3_MOE_LAYOUT_STACKED:
@@ -369,6 +387,9 @@ static pio_status bind_experts(qwen3_moe_model *m, const pio_weights *w, int l, 
             L->experts[e].gate = wmat_rows(tg, ff * e, ff);
             L->experts[e].up = wmat_rows(tu, ff * e, ff);
             L->experts[e].down = wmat_rows(td, (int64_t)hp->n_embd * e, hp->n_embd);
+            L->experts[e].repack[0] = repack_mode(w, tg);
+            L->experts[e].repack[1] = repack_mode(w, tu);
+            L->experts[e].repack[2] = repack_mode(w, td);
         }
         break;
     default:
