@@ -15,8 +15,8 @@ Weights, two modes:
   --exact   normal(0, 0.02) values quantized with gguf.quants (ggml's reference
             rounding); slow for 30B values (tens of minutes);
   default   random blocks written directly: each Q4_0 block gets the f16 scale
-            d = 0.02 / 4.6 and uniformly random nibbles (values (q - 8)·d, std
-            about 0.02); Q8_0 blocks d = 0.02 / 73.6 and random int8 in
+            d = 0.02 / 4.3 and random nibbles uniform in 1..15 (values (q - 8)·d,
+            mean 0, std about 0.02); Q8_0 blocks d = 0.02 / 73.6 and random int8 in
             [-127, 127]. The speed of a kernel does not depend on the values,
             and the file is written at disk speed.
 The router rows are random too, so the experts a token picks are spread as
@@ -97,8 +97,14 @@ def random_blocks(qtype, n_values, rng):
     import gguf
     nb = n_values // 32
     if qtype == gguf.GGMLQuantizationType.Q4_0:
-        d = np.full((nb, 1), 0.02 / 4.6, dtype=np.float16).view(np.uint8)
-        qs = rng.integers(0, 256, size=(nb, 16), dtype=np.uint8)
+        # nibbles uniform in 1..15 (values -7..7, mean 0): uniform 0..15 would
+        # give every weight a mean of -d/2, and that common component grows
+        # layer by layer until every token's hidden state points the same way
+        # and the router picks the same 8 experts for all of them
+        d = np.full((nb, 1), 0.02 / 4.3, dtype=np.float16).view(np.uint8)
+        lo = rng.integers(1, 16, size=(nb, 16), dtype=np.uint8)
+        hi = rng.integers(1, 16, size=(nb, 16), dtype=np.uint8)
+        qs = lo | (hi << 4)
     else:
         d = np.full((nb, 1), 0.02 / 73.6, dtype=np.float16).view(np.uint8)
         qs = rng.integers(-127, 128, size=(nb, 32), dtype=np.int8).view(np.uint8)
