@@ -9,6 +9,7 @@
 #ifndef PIO_TESTS_CHECK_H
 #define PIO_TESTS_CHECK_H
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +33,25 @@ static int check_n_pass, check_n_fail;
 static inline int check_report(const char *name) {
     printf("%s: %d passed, %d failed\n", name, check_n_pass, check_n_fail);
     return check_n_fail ? 1 : 0;
+}
+
+/* Random test data: one xorshift64 step of *state (a test's own seed),
+ * returned as a float uniform in [-1, 1). */
+static inline float check_frand(uint64_t *state) {
+    uint64_t x = *state;
+    x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+    *state = x;
+    return (float)((double)(x >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+}
+
+/* malloc that ends the test when memory runs out (never NULL, also for n = 0). */
+static inline void *check_malloc(size_t n) {
+    void *p = malloc(n ? n : 1);
+    if (!p) {
+        fprintf(stderr, "out of memory\n");
+        exit(1);
+    }
+    return p;
 }
 
 static inline void check_skip(const char *why) {

@@ -27,11 +27,7 @@
 #include <string.h>
 
 static uint64_t rng = 0x2545f4914f6cdd1dull;
-static float frand(void)   /* uniform in [-1, 1) */
-{
-    rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
-    return (float)((double)(rng >> 11) / 9007199254740992.0 * 2.0 - 1.0);
-}
+static float frand(void) { return check_frand(&rng); }   /* uniform in [-1, 1) */
 
 static void *xmalloc(size_t n)
 {

@@ -12,11 +12,7 @@
 #include <string.h>
 
 static uint64_t rng = 88172645463325252ull;
-static float frand(void)   /* uniform in [-1, 1) */
-{
-    rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
-    return (float)((double)(rng >> 11) / 9007199254740992.0 * 2.0 - 1.0);
-}
+static float frand(void) { return check_frand(&rng); }   /* uniform in [-1, 1) */
 
 static uint16_t f32_to_f16(float f)   /* test-only, normal range, truncating */
 {

@@ -27,21 +27,7 @@
 #include <unistd.h>
 
 static uint64_t rng = 0x2545f4914f6cdd1dull;
-static float frand(void)   /* uniform in [-1, 1) */
-{
-    rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
-    return (float)((double)(rng >> 11) / 9007199254740992.0 * 2.0 - 1.0);
-}
-
-static void *xmalloc(size_t n)
-{
-    void *p = malloc(n ? n : 1);
-    if (!p) {
-        fprintf(stderr, "out of memory\n");
-        exit(1);
-    }
-    return p;
-}
+static float frand(void) { return check_frand(&rng); }   /* uniform in [-1, 1) */
 
 static bool want_x8(void)
 {
@@ -93,9 +79,9 @@ static void write_gguf(const char *path)
     for (i = 0; i < N_FILE; i++) {
         const gt *t = &file_tensors[i];
         int64_t n = n_elems(t), cols = t->shape[t->n_dims - 1], j;
-        float *f = xmalloc(sizeof(float) * (size_t)n);
+        float *f = check_malloc(sizeof(float) * (size_t)n);
         size_t bytes = pio_dtype_row_bytes(t->dtype, cols) * (size_t)(n / cols);
-        void *q = xmalloc(bytes);
+        void *q = check_malloc(bytes);
         for (j = 0; j < n; j++)
             f[j] = frand() * ((j / cols) % 7 == 3 ? 0.01f : 1.0f);
         CHECK_OK(pio_quantize_rows(t->dtype, f, q, n / cols, cols));
@@ -117,8 +103,8 @@ static void check_matrix(const char *name, const pio_tensor *x8, const void *q, 
     int64_t rows = x8->shape[0], cols = x8->shape[1], r;
     size_t rb = pio_dtype_row_bytes(PIO_DTYPE_Q4_0, cols);
     pio_wmat wx = { x8->dtype, x8->data, rows, cols }, wq = { PIO_DTYPE_Q4_0, q, rows, cols };
-    uint8_t *back = xmalloc(rb * (size_t)rows);
-    float *a = xmalloc(sizeof(float) * (size_t)cols), *b = xmalloc(sizeof(float) * (size_t)cols);
+    uint8_t *back = check_malloc(rb * (size_t)rows);
+    float *a = check_malloc(sizeof(float) * (size_t)cols), *b = check_malloc(sizeof(float) * (size_t)cols);
     bool rows_ok = true;
     size_t ni;
 
@@ -135,8 +121,8 @@ static void check_matrix(const char *name, const pio_tensor *x8, const void *q, 
     }
     for (ni = 0; ni < sizeof ns / sizeof ns[0]; ni++) {
         int n = ns[ni], i;
-        float *x = xmalloc(sizeof(float) * (size_t)(n * cols));
-        float *yx = xmalloc(sizeof(float) * (size_t)(n * rows)), *yq = xmalloc(sizeof(float) * (size_t)(n * rows));
+        float *x = check_malloc(sizeof(float) * (size_t)(n * cols));
+        float *yx = check_malloc(sizeof(float) * (size_t)(n * rows)), *yq = check_malloc(sizeof(float) * (size_t)(n * rows));
         double worst = 0;
         for (i = 0; i < n * cols; i++)
             x[i] = frand();
@@ -191,7 +177,7 @@ static void test_gguf(pio_threadpool *tp)
         copy[i] = NULL;
         if (before[i]) {
             CHECK(pio_weights_is_file_data(w, idx), "%s: data in the file mapping", name);
-            copy[i] = xmalloc(before[i]->nbytes);
+            copy[i] = check_malloc(before[i]->nbytes);
             memcpy(copy[i], before[i]->data, before[i]->nbytes);
         }
         expect += file_tensors[i].repacked;
@@ -250,7 +236,7 @@ static void test_in_place(pio_threadpool *tp)
         if (t->dtype != PIO_DTYPE_Q4_0)
             continue;
         CHECK(pio_weights_owned_data(w, i) == t->data, "%s: quantized on load into an owned buffer", t->name);
-        copy[i] = xmalloc(t->nbytes);
+        copy[i] = check_malloc(t->nbytes);
         memcpy(copy[i], t->data, t->nbytes);
         expect += t->n_dims == 2 && t->shape[0] % 8 == 0;
     }

@@ -31,21 +31,7 @@
 #include <string.h>
 
 static uint64_t rng = 0x9e3779b97f4a7c15ull;
-static float frand(void)   /* uniform in [-1, 1) */
-{
-    rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
-    return (float)((double)(rng >> 11) / 9007199254740992.0 * 2.0 - 1.0);
-}
-
-static void *xmalloc(size_t n)
-{
-    void *p = malloc(n ? n : 1);
-    if (!p) {
-        fprintf(stderr, "out of memory\n");
-        exit(1);
-    }
-    return p;
-}
+static float frand(void) { return check_frand(&rng); }   /* uniform in [-1, 1) */
 
 /* Random activations with a few awkward rows: all zero, one outlier. */
 static void fill_x(float *x, int n, int64_t k)
@@ -65,9 +51,9 @@ static void fill_x(float *x, int n, int64_t k)
 /* Weights of dtype dt [rows][cols] from random floats (std ~0.5, some rows scaled). */
 static void *make_w(pio_dtype dt, int64_t rows, int64_t cols)
 {
-    float *wf = xmalloc(sizeof(float) * (size_t)(rows * cols));
+    float *wf = check_malloc(sizeof(float) * (size_t)(rows * cols));
     size_t rb = pio_dtype_row_bytes(dt, cols);
-    void *w = xmalloc(rb * (size_t)rows);
+    void *w = check_malloc(rb * (size_t)rows);
     int64_t r, c;
     for (r = 0; r < rows; r++) {
         float scale = (r % 5 == 4) ? 0.01f : 1.0f;
@@ -95,13 +81,13 @@ static void ref_matmul(pio_dtype dt, const void *w, int64_t rows, int64_t cols, 
                        int n, float *y)
 {
     size_t rb = pio_dtype_row_bytes(dt, cols);
-    float *tmp = xmalloc(sizeof(float) * (size_t)cols);
+    float *tmp = check_malloc(sizeof(float) * (size_t)cols);
     pio_dtype at = pio_dtype_vec_dot_type(dt);
     void *xq = NULL;
     int t;
     int64_t r, c;
     if (pio_dtype_is_quantized(dt))
-        xq = xmalloc(pio_dtype_row_bytes(at, cols));
+        xq = check_malloc(pio_dtype_row_bytes(at, cols));
     for (t = 0; t < n; t++) {
         const float *xt = x + (size_t)t * cols;
         if (xq)
@@ -153,9 +139,9 @@ static void test_quantizers(void)
     int l;
     for (s = 0; s < sizeof ks / sizeof ks[0]; s++) {
         int64_t k = ks[s];
-        float *x = xmalloc(sizeof(float) * 4 * (size_t)k);
+        float *x = check_malloc(sizeof(float) * 4 * (size_t)k);
         size_t qb = pio_act_row_bytes(PIO_ACT_Q8, k);
-        uint8_t *ref = xmalloc(qb), *got = xmalloc(qb);
+        uint8_t *ref = check_malloc(qb), *got = check_malloc(qb);
         int t;
         fill_x(x, 4, k);
         for (t = 0; t < 4; t++) {
@@ -169,7 +155,7 @@ static void test_quantizers(void)
             }
             if (k % 256 == 0) {
                 size_t kb = pio_act_row_bytes(PIO_ACT_Q8_K, k);
-                uint8_t *g = xmalloc(kb), *m = xmalloc(kb);
+                uint8_t *g = check_malloc(kb), *m = check_malloc(kb);
                 pio_quantize_row_q8_K(xt, g, k);
                 for (l = 0; l < n_levels; l++) {
                     memset(m, 0x5a, kb);
@@ -216,7 +202,7 @@ static uint8_t *make_act(pio_dtype dt, const float *x, int n, int64_t k, size_t 
     const pio_kernels *sc = pio_kernels_for_level(PIO_CPU_LEVEL_SCALAR);
     int kind = pio_act_kind_of(dt);
     size_t st = pio_act_row_bytes((pio_act_kind)kind, k);
-    uint8_t *a = xmalloc(st * (size_t)n);
+    uint8_t *a = check_malloc(st * (size_t)n);
     int t;
     for (t = 0; t < n; t++) {
         const float *xt = x + (size_t)t * k;
@@ -251,12 +237,12 @@ static void test_tiles(void)
             int maxr = 37, maxt = 17;
             void *w = make_w(dt, maxr, k);
             size_t ws = pio_dtype_row_bytes(dt, k), xs;
-            float *x = xmalloc(sizeof(float) * (size_t)(maxt * k));
-            float *yref = xmalloc(sizeof(float) * (size_t)(maxr * maxt));
-            float *ysc = xmalloc(sizeof(float) * (size_t)(maxr * maxt));
-            float *y = xmalloc(sizeof(float) * (size_t)(maxr * maxt));
-            float *tmp = xmalloc(sizeof(float) * (size_t)k);
-            double *mag = xmalloc(sizeof(double) * (size_t)(maxr * maxt));
+            float *x = check_malloc(sizeof(float) * (size_t)(maxt * k));
+            float *yref = check_malloc(sizeof(float) * (size_t)(maxr * maxt));
+            float *ysc = check_malloc(sizeof(float) * (size_t)(maxr * maxt));
+            float *y = check_malloc(sizeof(float) * (size_t)(maxr * maxt));
+            float *tmp = check_malloc(sizeof(float) * (size_t)k);
+            double *mag = check_malloc(sizeof(double) * (size_t)(maxr * maxt));
             uint8_t *a;
             size_t ri, ti;
             int r, t, l;
@@ -356,12 +342,12 @@ static void test_matmul(pio_threadpool *tp1, pio_threadpool *tp3)
             void *w = make_w(dt, rows, cols);
             pio_wmat wm = { dt, w, rows, cols };
             int nmax = 64, t;
-            float *x = xmalloc(sizeof(float) * (size_t)(nmax * cols));
-            float *yref = xmalloc(sizeof(float) * (size_t)(nmax * rows));
-            float *y = xmalloc(sizeof(float) * (size_t)(nmax * rows));
-            float *y1 = xmalloc(sizeof(float) * (size_t)(nmax * rows));
-            float *tmp = xmalloc(sizeof(float) * (size_t)cols);
-            double *mag = xmalloc(sizeof(double) * (size_t)(nmax * rows));
+            float *x = check_malloc(sizeof(float) * (size_t)(nmax * cols));
+            float *yref = check_malloc(sizeof(float) * (size_t)(nmax * rows));
+            float *y = check_malloc(sizeof(float) * (size_t)(nmax * rows));
+            float *y1 = check_malloc(sizeof(float) * (size_t)(nmax * rows));
+            float *tmp = check_malloc(sizeof(float) * (size_t)cols);
+            double *mag = check_malloc(sizeof(double) * (size_t)(nmax * rows));
             int64_t r;
             fill_x(x, nmax, cols);
             ref_matmul(dt, w, rows, cols, x, nmax, yref);
@@ -425,7 +411,7 @@ static void test_matmul(pio_threadpool *tp1, pio_threadpool *tp3)
 static void *to_x8(const void *q, int64_t rows, int64_t k)
 {
     size_t rb = pio_dtype_row_bytes(PIO_DTYPE_Q4_0, k);
-    uint8_t *o = xmalloc(rb * (size_t)rows);
+    uint8_t *o = check_malloc(rb * (size_t)rows);
     int64_t r;
     for (r = 0; r < rows; r += 8)
         pio_q4_0_x8_pack(o + (size_t)r * rb, (const uint8_t *)q + (size_t)r * rb, rb, k);
@@ -445,13 +431,13 @@ static void test_x8_layout(void)
         int64_t k = ks[ki];
         size_t rb = pio_dtype_row_bytes(PIO_DTYPE_Q4_0, k), xs;
         void *q = make_w(PIO_DTYPE_Q4_0, maxr, k);
-        uint8_t *x8 = to_x8(q, maxr, k), *back = xmalloc(rb * maxr);
-        float *x = xmalloc(sizeof(float) * (size_t)(maxt * k));
-        float *yq = xmalloc(sizeof(float) * (size_t)(maxr * maxt));
-        float *ysc = xmalloc(sizeof(float) * (size_t)(maxr * maxt));
-        float *y = xmalloc(sizeof(float) * (size_t)(maxr * maxt));
-        float *ra = xmalloc(sizeof(float) * (size_t)k), *rbuf = xmalloc(sizeof(float) * (size_t)k);
-        double *mag = xmalloc(sizeof(double) * (size_t)(maxr * maxt));
+        uint8_t *x8 = to_x8(q, maxr, k), *back = check_malloc(rb * maxr);
+        float *x = check_malloc(sizeof(float) * (size_t)(maxt * k));
+        float *yq = check_malloc(sizeof(float) * (size_t)(maxr * maxt));
+        float *ysc = check_malloc(sizeof(float) * (size_t)(maxr * maxt));
+        float *y = check_malloc(sizeof(float) * (size_t)(maxr * maxt));
+        float *ra = check_malloc(sizeof(float) * (size_t)k), *rbuf = check_malloc(sizeof(float) * (size_t)k);
+        double *mag = check_malloc(sizeof(double) * (size_t)(maxr * maxt));
         pio_wmat wq = { PIO_DTYPE_Q4_0, q, maxr, k }, wx = { PIO_DTYPE_Q4_0_X8, x8, maxr, k };
         uint8_t *a;
         int r, t, l;
@@ -551,12 +537,12 @@ static void test_x8_matmul(pio_threadpool *tp1, pio_threadpool *tp3)
         size_t rb = pio_dtype_row_bytes(PIO_DTYPE_Q4_0, cols);
         void *q = make_w(PIO_DTYPE_Q4_0, rows, cols), *x8 = to_x8(q, rows, cols);
         pio_wmat wq = { PIO_DTYPE_Q4_0, q, rows, cols }, wx = { PIO_DTYPE_Q4_0_X8, x8, rows, cols };
-        float *x = xmalloc(sizeof(float) * (size_t)(nmax * cols));
-        float *yq = xmalloc(sizeof(float) * (size_t)(nmax * rows));
-        float *y = xmalloc(sizeof(float) * (size_t)(nmax * rows));
-        float *y1 = xmalloc(sizeof(float) * (size_t)(nmax * rows));
-        float *tmp = xmalloc(sizeof(float) * (size_t)cols);
-        double *mag = xmalloc(sizeof(double) * (size_t)(nmax * rows));
+        float *x = check_malloc(sizeof(float) * (size_t)(nmax * cols));
+        float *yq = check_malloc(sizeof(float) * (size_t)(nmax * rows));
+        float *y = check_malloc(sizeof(float) * (size_t)(nmax * rows));
+        float *y1 = check_malloc(sizeof(float) * (size_t)(nmax * rows));
+        float *tmp = check_malloc(sizeof(float) * (size_t)cols);
+        double *mag = check_malloc(sizeof(double) * (size_t)(nmax * rows));
         int64_t r;
         int t;
         fill_x(x, nmax, cols);
