@@ -5,7 +5,10 @@
  *  1. a GGUF file (weights in its read-only mapping) with matrices of every
  *     kind: the Q4_0 2-D matrices with rows % 8 == 0 become Q4_0_X8 in a new
  *     buffer; rows not a multiple of 8, other dtypes, 1-D tensors, 3-D expert
- *     stacks and 2-D ".experts." matrices are untouched; every repacked
+ *     stacks and 2-D ".experts." matrices are untouched; with
+ *     PIO_REPACK_EXPERTS (--preload) the expert matrices are repacked too
+ *     (a 3-D stack with rows % 16 == 0 as one matrix), the rest as before;
+ *     every repacked
  *     matrix unpacks to the file's bytes, its row lookups equal the Q4_0
  *     rows' and pio_matmul on it equals pio_matmul on the Q4_0 bytes (within
  *     float rounding), for decode and prefill batch sizes;
@@ -41,17 +44,20 @@ typedef struct gt {
     int n_dims;
     int64_t shape[3];
     bool repacked;      /* expected to become Q4_0_X8 (when the level wants it) */
+    bool with_experts;  /* ... when PIO_REPACK_EXPERTS is given */
 } gt;
 
 static const gt file_tensors[] = {
-    { "big.weight", PIO_DTYPE_Q4_0, 2, { 1024, 2048 }, true },
-    { "small.weight", PIO_DTYPE_Q4_0, 2, { 8, 32 }, true },
-    { "wide.weight", PIO_DTYPE_Q4_0, 2, { 40, 2592 }, true },
-    { "odd.weight", PIO_DTYPE_Q4_0, 2, { 12, 64 }, false },
-    { "q8.weight", PIO_DTYPE_Q8_0, 2, { 16, 64 }, false },
-    { "norm.weight", PIO_DTYPE_F32, 1, { 64 }, false },
-    { "blk.0.ffn_gate_exps.weight", PIO_DTYPE_Q4_0, 3, { 2, 16, 64 }, false },
-    { "model.layers.0.mlp.experts.1.up_proj.weight", PIO_DTYPE_Q4_0, 2, { 16, 64 }, false },
+    { "big.weight", PIO_DTYPE_Q4_0, 2, { 1024, 2048 }, true, true },
+    { "small.weight", PIO_DTYPE_Q4_0, 2, { 8, 32 }, true, true },
+    { "wide.weight", PIO_DTYPE_Q4_0, 2, { 40, 2592 }, true, true },
+    { "odd.weight", PIO_DTYPE_Q4_0, 2, { 12, 64 }, false, false },
+    { "q8.weight", PIO_DTYPE_Q8_0, 2, { 16, 64 }, false, false },
+    { "norm.weight", PIO_DTYPE_F32, 1, { 64 }, false, false },
+    { "blk.0.ffn_gate_exps.weight", PIO_DTYPE_Q4_0, 3, { 3, 32, 64 }, false, true },
+    { "blk.0.ffn_down_exps.weight", PIO_DTYPE_Q4_0, 3, { 3, 8, 96 }, false, false },  /* rows % 16 */
+    { "blk.1.ffn_up_exps.weight", PIO_DTYPE_Q8_0, 3, { 2, 16, 64 }, false, false },
+    { "model.layers.0.mlp.experts.1.up_proj.weight", PIO_DTYPE_Q4_0, 2, { 16, 64 }, false, true },
 };
 #define N_FILE (int)(sizeof file_tensors / sizeof file_tensors[0])
 
@@ -100,7 +106,8 @@ static void write_gguf(const char *path)
 static void check_matrix(const char *name, const pio_tensor *x8, const void *q, pio_threadpool *tp)
 {
     static const int ns[] = { 1, 2, 5, 16, 33 };
-    int64_t rows = x8->shape[0], cols = x8->shape[1], r;
+    int64_t rows = x8->n_dims == 3 ? x8->shape[0] * x8->shape[1] : x8->shape[0];
+    int64_t cols = x8->shape[x8->n_dims - 1], r;
     size_t rb = pio_dtype_row_bytes(PIO_DTYPE_Q4_0, cols);
     pio_wmat wx = { x8->dtype, x8->data, rows, cols }, wq = { PIO_DTYPE_Q4_0, q, rows, cols };
     uint8_t *back = check_malloc(rb * (size_t)rows);
@@ -150,8 +157,9 @@ static void check_matrix(const char *name, const pio_tensor *x8, const void *q, 
     free(b);
 }
 
-/* 1 + 3: the synthetic GGUF, tensors in the file mapping. */
-static void test_gguf(pio_threadpool *tp)
+/* 1 + 3: the synthetic GGUF, tensors in the file mapping, repacked with
+ * `flags`. */
+static void test_gguf(pio_threadpool *tp, unsigned flags)
 {
     char path[] = "/tmp/pio_test_repack_XXXXXX";
     int fd = mkstemp(path);
@@ -180,19 +188,20 @@ static void test_gguf(pio_threadpool *tp)
             copy[i] = check_malloc(before[i]->nbytes);
             memcpy(copy[i], before[i]->data, before[i]->nbytes);
         }
-        expect += file_tensors[i].repacked;
+        expect += (flags & PIO_REPACK_EXPERTS) ? file_tensors[i].with_experts : file_tensors[i].repacked;
     }
-    CHECK_OK(pio_weights_repack(w, 2, &n_repacked));
+    CHECK_OK(pio_weights_repack(w, 2, flags, &n_repacked));
     CHECK(n_repacked == (want_x8() ? expect : 0), "repacked %d tensors, expected %d", n_repacked,
           want_x8() ? expect : 0);
     for (i = 0; i < N_FILE; i++) {
         const pio_tensor *t;
         int idx;
+        bool rp = (flags & PIO_REPACK_EXPERTS) ? file_tensors[i].with_experts : file_tensors[i].repacked;
         if (!before[i])
             continue;
         idx = pio_weights_index(w, before[i]->name);
         t = pio_weights_at(w, idx);
-        if (want_x8() && file_tensors[i].repacked) {
+        if (want_x8() && rp) {
             CHECK(t != before[i] && t->data != before[i]->data, "%s: copied out of the file", t->name);
             CHECK(!pio_weights_is_file_data(w, idx), "%s: no longer the file's data", t->name);
             CHECK(((uintptr_t)t->data & 63) == 0, "%s: 64-byte aligned copy", t->name);
@@ -205,7 +214,7 @@ static void test_gguf(pio_threadpool *tp)
                   pio_dtype_name(t->dtype));
         }
     }
-    CHECK_OK(pio_weights_repack(w, 1, &n_repacked));
+    CHECK_OK(pio_weights_repack(w, 1, flags, &n_repacked));
     CHECK(n_repacked == 0, "a second repack converts nothing (%d)", n_repacked);
 done:
     for (i = 0; i < N_FILE; i++)
@@ -241,7 +250,7 @@ static void test_in_place(pio_threadpool *tp)
         expect += t->n_dims == 2 && t->shape[0] % 8 == 0;
     }
     CHECK(expect >= 10, "the fixture has Q4_0 matrices (%d)", expect);
-    CHECK_OK(pio_weights_repack(w, 2, &n_repacked));
+    CHECK_OK(pio_weights_repack(w, 2, 0, &n_repacked));
     CHECK(n_repacked == (want_x8() ? expect : 0), "repacked %d of %d", n_repacked, expect);
     for (i = 0; i < n; i++) {
         const pio_tensor *t = pio_weights_at(w, i);
@@ -265,7 +274,8 @@ int main(void)
     printf("active level %s: Q4_0 repacked to %s\n", pio_cpu_level_name(pio_kernels_get()->level),
            pio_dtype_name(pio_wmat_layout_for(PIO_DTYPE_Q4_0, 8, 32)));
     CHECK_OK(pio_threadpool_new(2, &tp));
-    test_gguf(tp);
+    test_gguf(tp, 0);
+    test_gguf(tp, PIO_REPACK_EXPERTS);
     test_in_place(tp);
     pio_threadpool_free(tp);
     return check_report("test_kernels_repack");

@@ -29,6 +29,9 @@ typedef struct pio_engine_params {
     int kv_blocks;             /* KV pool in blocks of PIO_ENGINE_KV_BLOCK positions;
                                 * 0 = enough for every sequence to reach n_ctx */
     pio_dtype kv_dtype;        /* KV cache rows: PIO_DTYPE_F16 (default), F32 or BF16 */
+    bool preload;              /* MoE experts too are read (and repacked) at load, so all of
+                                * the model is resident; default false: an expert is paged in
+                                * (and repacked) the first time it is routed to */
 } pio_engine_params;
 
 #define PIO_ENGINE_KV_BLOCK 16   /* positions per KV cache block */

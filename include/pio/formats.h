@@ -140,8 +140,10 @@ pio_status pio_requant_spec_check(const char *spec);
  * Rearrange weight matrices in memory into the layout the active kernel
  * level runs fastest: today Q4_0 matrices whose rows are a multiple of 8
  * become the internal dtype PIO_DTYPE_Q4_0_X8 at AVX2 (8 rows interleaved
- * in the same bytes; src/kernels/quant.h). Only 2-D tensors that are not
- * MoE experts (".experts.") are touched. A tensor w owns (quantized on load)
+ * in the same bytes; src/kernels/quant.h). 2-D tensors are touched, but not
+ * MoE experts (".experts.", "_exps") unless flags has PIO_REPACK_EXPERTS:
+ * then expert tensors too, 2-D or 3-D (a 3-D one as a matrix of
+ * experts·rows rows; rows % 16 == 0). A tensor w owns (quantized on load)
  * is repacked in place; one in the file's mapping is copied, and the file's
  * pages are dropped as the copy proceeds, so the resident set does not
  * grow. Repacked tensors are for pio_wmat use only (pio_matmul,
@@ -150,7 +152,8 @@ pio_status pio_requant_spec_check(const char *spec);
  * cores). *n_repacked (may be NULL) = tensors converted. Errors: ERR_NOMEM
  * (tensors done so far stay converted; each is complete).
  */
-pio_status pio_weights_repack(pio_weights *w, int n_threads, int *n_repacked);
+#define PIO_REPACK_EXPERTS 1u
+pio_status pio_weights_repack(pio_weights *w, int n_threads, unsigned flags, int *n_repacked);
 
 /*
  * Where the bytes of tensor t of w (a pointer from pio_weights_get/find/at)

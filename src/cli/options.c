@@ -44,6 +44,10 @@ int cli_parse_model_opt(cli_model_opts *o, int argc, char **argv, int *i)
 {
     const char *a = argv[*i];
     long v;
+    if (!strcmp(a, "--preload")) {
+        o->preload = true;
+        return 1;
+    }
     bool takes_value = !strcmp(a, "-m") || !strcmp(a, "--model") || !strcmp(a, "-t") ||
                        !strcmp(a, "--threads") || !strcmp(a, "-c") || !strcmp(a, "--ctx") ||
                        !strcmp(a, "--plugin-dir") || !strcmp(a, "--dtype") ||
@@ -142,6 +146,7 @@ int cli_load_engine(const cli_model_opts *o, bool progress, int n_seqs, pio_engi
     if (o->kv_type)
         p.kv_dtype = (pio_dtype)pio_dtype_from_name(o->kv_type);
     p.progress = progress;
+    p.preload = o->preload;
     st = pio_engine_load(dir, &p, out);
     if (st) {
         fprintf(stderr, "pio: %s\n", pio_last_error());

@@ -13,6 +13,7 @@ typedef struct cli_model_opts {
     const char *plugin_dir;   /* --plugin-dir DIR */
     const char *dtype;        /* --dtype SPEC: quantize on load; NULL = as stored */
     const char *kv_type;      /* --kv-type f16|f32|bf16; NULL = f16 */
+    bool preload;             /* --preload: MoE experts read and repacked at load too */
 } cli_model_opts;
 
 #define CLI_MODEL_OPTS_HELP \
@@ -23,7 +24,10 @@ typedef struct cli_model_opts {
     "      --dtype SPEC      convert weight matrices on load: f32, f16, bf16, q8_0, q4_0,\n" \
     "                        q4_k or q6_k, with per-tensor overrides PATTERN=TYPE\n" \
     "                        (e.g. q4_0,lm_head.weight=q8_0; default: as stored)\n" \
-    "      --kv-type TYPE    KV cache rows: f16 (default), f32 or bf16\n"
+    "      --kv-type TYPE    KV cache rows: f16 (default), f32 or bf16\n" \
+    "      --preload         read (and repack) MoE experts at load as well: the whole\n" \
+    "                        model resident, no first-use cost (default: an expert is\n" \
+    "                        paged in the first time the router selects it)\n"
 
 /* If argv[*i] is a model option, consume it (and its value) and return 1;
  * return 0 if it is not one, -1 (message printed) if its value is bad. */

@@ -64,11 +64,12 @@ static bool tensor_is_expert(const pio_tensor *t)
 }
 
 /*
- * On a terminal, read one byte per page of every weight (experts aside) with
- * a progress bar, so a large model's load time shows at load and not as a
- * slow first token. Cost: one pass over the weight pages.
+ * On a terminal, read one byte per page of every weight (experts aside
+ * unless `experts`) with a progress bar, so a large model's load time shows
+ * at load and not as a slow first token; with `experts` (--preload) read
+ * them on any output. Cost: one pass over the weight pages.
  */
-static void weights_page_in(const pio_weights *w, bool show)
+static void weights_page_in(const pio_weights *w, bool show, bool experts)
 {
     int64_t total = 0, done = 0;
     int i, last_pct = -1;
@@ -76,20 +77,23 @@ static void weights_page_in(const pio_weights *w, bool show)
     long page = sysconf(_SC_PAGESIZE);
 
     for (i = 0; i < pio_weights_count(w); i++)
-        if (!tensor_is_expert(pio_weights_at(w, i)))
+        if (experts || !tensor_is_expert(pio_weights_at(w, i)))
             total += (int64_t)pio_weights_at(w, i)->nbytes;
-    if (!show || total < (64 << 20) || !isatty(STDERR_FILENO))
+    show = show && total >= (64 << 20) && isatty(STDERR_FILENO);
+    if (!show && !experts)
         return;
     for (i = 0; i < pio_weights_count(w); i++) {
         const pio_tensor *t = pio_weights_at(w, i);
         const unsigned char *p = t->data;
         size_t off;
         int pct;
-        if (tensor_is_expert(t))
+        if (!experts && tensor_is_expert(t))
             continue;
         for (off = 0; off < t->nbytes; off += (size_t)page)
             sink ^= p[off];
         done += (int64_t)t->nbytes;
+        if (!show)
+            continue;
         pct = (int)(done * 100 / total);
         if (pct != last_pct) {
             int bar = pct / 4, j;
@@ -101,7 +105,8 @@ static void weights_page_in(const pio_weights *w, bool show)
         }
     }
     (void)sink;
-    fprintf(stderr, "\n");
+    if (show)
+        fprintf(stderr, "\n");
 }
 
 /*
@@ -328,9 +333,10 @@ select_plugin:
         (st = pio_weights_requantize(e->weights, opts.dtype, opts.n_threads, NULL)))
         goto fail;
     /* the layout the active CPU kernels run fastest (Q4_0 -> Q4_0_X8 at AVX2) */
-    if ((st = pio_weights_repack(e->weights, opts.n_threads, NULL)))
+    if ((st = pio_weights_repack(e->weights, opts.n_threads, params->preload ? PIO_REPACK_EXPERTS : 0,
+                                 NULL)))
         goto fail;
-    weights_page_in(e->weights, params->progress);
+    weights_page_in(e->weights, params->progress, params->preload);
 
     st = e->plugin->initialize(&e->ctx, &opts);
     if (st)

@@ -13,12 +13,17 @@
  *     layout; each task drops the file pages it has consumed (MADV_DONTNEED
  *     on the read-only MAP_PRIVATE range), so the resident set holds one
  *     copy plus a few MiB in flight, not both;
- *   - 3-D tensors and MoE expert matrices (".experts.") are left as stored:
- *     experts are paged in lazily when first routed to, and a copy at load
- *     would make every expert resident (benchmarks/results/
- *     2026-11-27-qwen3-moe-rss.md). The MoE layer repacks each expert in
- *     place the first time it is routed to instead (pio_moe_repack in
- *     src/layers/layers.h), where pio_weights_mem_of says it may write.
+ *   - MoE expert tensors (HF ".experts.", GGUF "_exps", 2-D or 3-D) are
+ *     left as stored by default: experts are paged in lazily when first
+ *     routed to, and a copy at load would make every expert resident
+ *     (benchmarks/results/2026-11-27-qwen3-moe-rss.md). The MoE layer
+ *     repacks each expert in place the first time it is routed to instead
+ *     (pio_moe_repack in src/layers/layers.h), where pio_weights_mem_of
+ *     says it may write. With PIO_REPACK_EXPERTS (pio --preload) they are
+ *     converted here like the rest, a 3-D [experts, rows, cols] tensor as
+ *     one matrix of experts·rows rows (its 8-row groups never straddle two
+ *     experts, nor the gate and up halves of a fused gate_up tensor), into
+ *     huge-page memory with the file's pages dropped as they are consumed.
  *
  * The token embedding of a tied model is the lm_head matrix too: it is
  * repacked like any matrix, and row lookups go through pio_wmat_row_f32,
@@ -69,6 +74,15 @@ static void rp_task(void *ctx, int task, int thread)
         pio_weights_drop_pages(j->src + (size_t)g0 * gb, (size_t)(g1 - g0) * gb);
 }
 
+/* Rows of t as one matrix: the product of all but the last dimension. */
+static int64_t rp_rows(const pio_tensor *t)
+{
+    int64_t r = 1;
+    for (int d = 0; d + 1 < t->n_dims; d++)
+        r *= t->shape[d];
+    return r;
+}
+
 /* Repack tensor i (a Q4_0 matrix, rows % 8 == 0) to Q4_0_X8 on the pool. */
 static pio_status rp_q4_0_x8(pio_weights *w, int i, pio_threadpool *tp)
 {
@@ -80,9 +94,9 @@ static pio_status rp_q4_0_x8(pio_weights *w, int i, pio_threadpool *tp)
     pio_status st;
 
     memset(&job, 0, sizeof job);
-    job.cols = src->shape[1];
+    job.cols = src->shape[src->n_dims - 1];
     job.rb = pio_dtype_row_bytes(PIO_DTYPE_Q4_0, job.cols);
-    job.groups = src->shape[0] / PIO_Q4_0_X8_ROWS;
+    job.groups = rp_rows(src) / PIO_Q4_0_X8_ROWS;
     job.src = src->data;
     job.in_place = owned != NULL;
     job.drop = !owned && pio_weights_is_file_data(w, i);
@@ -116,13 +130,28 @@ static pio_status rp_q4_0_x8(pio_weights *w, int i, pio_threadpool *tp)
     return st;
 }
 
-/* A matrix the repack may touch: 2-D, not an MoE expert's. */
-static bool rp_candidate(const pio_tensor *t)
+/* Expert matrices of a mixture-of-experts model (HF ".experts.", GGUF "_exps"). */
+static bool rp_is_expert(const pio_tensor *t)
 {
-    return t->n_dims == 2 && t->shape[0] > 0 && t->shape[1] > 0 && !strstr(t->name, ".experts.");
+    return t->name && (strstr(t->name, ".experts.") || strstr(t->name, "_exps"));
 }
 
-pio_status pio_weights_repack(pio_weights *w, int n_threads, int *n_repacked)
+/* A matrix the repack may touch: 2-D and not an expert's, or with
+ * PIO_REPACK_EXPERTS an expert tensor, 2-D or 3-D [experts, rows, cols]
+ * with rows % 16 == 0 (views of one expert, or of half of a fused gate_up
+ * expert, then start on an 8-row group). */
+static bool rp_candidate(const pio_tensor *t, unsigned flags)
+{
+    if (t->n_dims < 2 || t->n_dims > 3 || t->shape[0] <= 0 || t->shape[1] <= 0)
+        return false;
+    if (!rp_is_expert(t))
+        return t->n_dims == 2;
+    if (!(flags & PIO_REPACK_EXPERTS))
+        return false;
+    return t->n_dims == 2 || (t->shape[2] > 0 && t->shape[1] % 16 == 0);
+}
+
+pio_status pio_weights_repack(pio_weights *w, int n_threads, unsigned flags, int *n_repacked)
 {
     pio_threadpool *tp = NULL;
     pio_status st = PIO_STATUS_OK;
@@ -132,8 +161,8 @@ pio_status pio_weights_repack(pio_weights *w, int n_threads, int *n_repacked)
         *n_repacked = 0;
     for (int i = 0; i < n; i++) {
         const pio_tensor *t = pio_weights_at(w, i);
-        if (!rp_candidate(t) ||
-            pio_wmat_layout_for(t->dtype, t->shape[0], t->shape[1]) != PIO_DTYPE_Q4_0_X8 ||
+        if (!rp_candidate(t, flags) ||
+            pio_wmat_layout_for(t->dtype, rp_rows(t), t->shape[t->n_dims - 1]) != PIO_DTYPE_Q4_0_X8 ||
             t->dtype != PIO_DTYPE_Q4_0)
             continue;
         if (!tp && (st = pio_threadpool_new(n_threads, &tp)))

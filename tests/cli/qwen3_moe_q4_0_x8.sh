@@ -9,6 +9,8 @@
 #     quantized on load (--dtype q4_0: per-expert tensors in owned memory)
 #     give, at the active level, the logits of the scalar level
 #     (PIO_CPU=scalar: plain Q4_0, nothing repacked) within float rounding;
+#     with --preload every expert is repacked at load instead (a new
+#     buffer for the GGUF's stacks, in place for the owned ones): same check;
 #   - benchmarks/moe_rss_bench on the GGUF: with AVX2 kernels, pages of the
 #     file mapping became private copies (the repacked experts) and the
 #     mapping's resident bytes stay within the file's (private pages replace
@@ -48,8 +50,13 @@ python3 "$SRC/benchmarks/make_moe_rss_model.py" "$m" --experts 8 --top-k 2 --lay
 g=$tmp/moe.q4_0.gguf
 "$PIO" quantize -q -m "$m" -o "$g" --dtype q4_0 2>"$tmp/err" || bad "pio quantize q4_0"
 
-for src in gguf onload; do
-  if [ $src = gguf ]; then a="-m $g"; else a="-m $m --dtype q4_0"; fi
+for src in gguf onload gguf-preload onload-preload; do
+  case $src in
+    gguf) a="-m $g" ;;
+    onload) a="-m $m --dtype q4_0" ;;
+    gguf-preload) a="-m $g --preload" ;;
+    onload-preload) a="-m $m --dtype q4_0 --preload" ;;
+  esac
   "$PIO" logits $a --ids $IDS > "$tmp/act.json" 2>"$tmp/err" && nosan || { bad "$src: logits"; continue; }
   PIO_CPU=scalar "$PIO" logits $a --ids $IDS > "$tmp/ref.json" 2>"$tmp/err" || { bad "$src: scalar logits"; continue; }
   if r=$(close "$tmp/act.json" "$tmp/ref.json" 2e-5); then ok "$src q4_0 experts: active level = scalar level: $r"
