@@ -759,6 +759,11 @@ static void pack_q4_0_x8_avx2(void *dst, const void *w, size_t ws, int nr, int64
 static void pack_q8_0_avx2(void *dst, const void *w, size_t ws, int nr, int64_t k) { pack_q_avx2(false, dst, w, ws, nr, k); }
 static void pack_q4_0_avx2(void *dst, const void *w, size_t ws, int nr, int64_t k) { pack_q_avx2(true, dst, w, ws, nr, k); }
 
+/* Keep v in a register at this point: stops the compiler from reassociating
+ * a chain of integer adds over an unrolled loop into a tree whose partial
+ * products no longer fit the 16 registers (spills in the hot loop). */
+#define PIN(v) __asm__("" : "+x"(v))
+
 /* G groups of 8 packed rows (G <= 2, `rows` valid) x T tokens (T <= 2). */
 AI void packed_micro(bool q4, int G, int T, int64_t k, const uint8_t *pk, size_t gstride, int rows,
                      const uint8_t *x, size_t xs, float *y, size_t ldy, bool accumulate)
@@ -807,6 +812,7 @@ AI void packed_micro(bool q4, int G, int T, int64_t k, const uint8_t *pk, size_t
                     else
                         ai[gi][t] = _mm256_add_epi32(ai[gi][t], _mm256_madd_epi16(
                             _mm256_maddubs_epi16(aw[gi], _mm256_sign_epi8(xb, wv[gi])), ones));
+                    PIN(ai[gi][t]);
                 }
             }
         }
