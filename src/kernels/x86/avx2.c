@@ -22,6 +22,11 @@
 
 /* ---- helpers ----------------------------------------------------------------- */
 
+/* Keep v in a register at this point: stops the compiler from reassociating
+ * a chain of integer adds over an unrolled loop into a tree whose partial
+ * products no longer fit the 16 registers (spills in the hot loop). */
+#define PIN(v) __asm__("" : "+x"(v))
+
 AI float hsum8(__m256 v)
 {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -399,22 +404,21 @@ AI void q4_K_micro(int R, int T, int64_t k, const uint8_t *w, size_t ws, const u
     for (i = 0; i < nb; i++) {
         const pio_block_q4_K *wb[4];
         const pio_block_q8_K *xb[2];
-        __m256i scv[4][8], ai[4][2];
+        __m256i sc[4], ai[4][2];
         __m128i mins[4], bs8[2];
         float dw[4], dmw[4];
 #pragma GCC unroll 4
         for (r = 0; r < R; r++) {
             uint32_t u[4];
-            __m256i ms, sc;
+            __m256i ms;
             wb[r] = (const pio_block_q4_K *)(w + (size_t)r * ws) + i;
             prefetch_next(pf, wb[r], (size_t)R * ws, 3);
             q4k_unpack(wb[r]->scales, u);
             ms = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)u));  /* 8 scales | 8 mins */
             mins[r] = _mm256_extracti128_si256(ms, 1);
-            sc = _mm256_permute2x128_si256(ms, ms, 0x00);
-#pragma GCC unroll 8
-            for (j = 0; j < 8; j++)
-                scv[r][j] = _mm256_shuffle_epi8(sc, BCAST16(j));
+            /* the 8 scales in both lanes; sub-block j's is broadcast from it
+             * when used (a register per row, not 8: no spills) */
+            sc[r] = _mm256_permute2x128_si256(ms, ms, 0x00);
             dw[r] = f16(wb[r]->d);
             dmw[r] = f16(wb[r]->dmin);
         }
@@ -439,9 +443,11 @@ AI void q4_K_micro(int R, int T, int64_t k, const uint8_t *w, size_t ws, const u
             for (t = 0; t < T; t++) {
                 __m256i xv = _mm256_loadu_si256((const __m256i *)(xb[t]->qs + 32 * j));
 #pragma GCC unroll 4
-                for (r = 0; r < R; r++)
-                    ai[r][t] = _mm256_add_epi32(ai[r][t],
-                        _mm256_madd_epi16(_mm256_maddubs_epi16(wq[r], xv), scv[r][j]));
+                for (r = 0; r < R; r++) {
+                    ai[r][t] = _mm256_add_epi32(ai[r][t], _mm256_madd_epi16(_mm256_maddubs_epi16(wq[r], xv),
+                                                                            _mm256_shuffle_epi8(sc[r], BCAST16(j))));
+                    PIN(ai[r][t]);
+                }
             }
         }
 #pragma GCC unroll 2
@@ -491,19 +497,13 @@ AI void q6_K_micro(int R, int T, int64_t k, const uint8_t *w, size_t ws, const u
     for (i = 0; i < nb; i++) {
         const pio_block_q6_K *wb[4];
         const pio_block_q8_K *xb[2];
-        __m256i scv[4][8], sc16[4], ai[4][2];
+        __m256i sc16[4], ai[4][2];
         float dw[4];
 #pragma GCC unroll 4
         for (r = 0; r < R; r++) {
-            __m256i lo, hi;
             wb[r] = (const pio_block_q6_K *)(w + (size_t)r * ws) + i;
             prefetch_next(pf, wb[r], (size_t)R * ws, 4);
             sc16[r] = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)wb[r]->scales));
-            lo = _mm256_permute2x128_si256(sc16[r], sc16[r], 0x00);
-            hi = _mm256_permute2x128_si256(sc16[r], sc16[r], 0x11);
-#pragma GCC unroll 8
-            for (c = 0; c < 8; c++)
-                scv[r][c] = q6k_chunk_scale(c < 4 ? lo : hi, c);
             dw[r] = f16(wb[r]->d);
         }
 #pragma GCC unroll 2
@@ -517,6 +517,11 @@ AI void q6_K_micro(int R, int T, int64_t k, const uint8_t *w, size_t ws, const u
                                             _mm256_slli_epi32(_mm256_madd_epi16(sc16[r], bs), 5));
         }
         for (h = 0; h < 2; h++) {
+            __m256i half[4];      /* scales 8h..8h+7 in both lanes (chunks 4h..4h+3) */
+            const __m256i sel = h ? _mm256_setr_epi32(4, 5, 6, 7, 4, 5, 6, 7) : _mm256_setr_epi32(0, 1, 2, 3, 0, 1, 2, 3);
+#pragma GCC unroll 4
+            for (r = 0; r < R; r++)
+                half[r] = _mm256_permutevar8x32_epi32(sc16[r], sel);
             for (c = 0; c < 4; c++) {
                 __m256i wq[4];
 #pragma GCC unroll 4
@@ -531,9 +536,11 @@ AI void q6_K_micro(int R, int T, int64_t k, const uint8_t *w, size_t ws, const u
                 for (t = 0; t < T; t++) {
                     __m256i xv = _mm256_loadu_si256((const __m256i *)(xb[t]->qs + 128 * h + 32 * c));
 #pragma GCC unroll 4
-                    for (r = 0; r < R; r++)
-                        ai[r][t] = _mm256_add_epi32(ai[r][t],
-                            _mm256_madd_epi16(_mm256_maddubs_epi16(wq[r], xv), scv[r][4 * h + c]));
+                    for (r = 0; r < R; r++) {
+                        ai[r][t] = _mm256_add_epi32(ai[r][t], _mm256_madd_epi16(_mm256_maddubs_epi16(wq[r], xv),
+                                                                                q6k_chunk_scale(half[r], c)));
+                        PIN(ai[r][t]);
+                    }
                 }
             }
         }
@@ -758,11 +765,6 @@ static void pack_q4_0_x8_avx2(void *dst, const void *w, size_t ws, int nr, int64
 
 static void pack_q8_0_avx2(void *dst, const void *w, size_t ws, int nr, int64_t k) { pack_q_avx2(false, dst, w, ws, nr, k); }
 static void pack_q4_0_avx2(void *dst, const void *w, size_t ws, int nr, int64_t k) { pack_q_avx2(true, dst, w, ws, nr, k); }
-
-/* Keep v in a register at this point: stops the compiler from reassociating
- * a chain of integer adds over an unrolled loop into a tree whose partial
- * products no longer fit the 16 registers (spills in the hot loop). */
-#define PIN(v) __asm__("" : "+x"(v))
 
 /* G groups of 8 packed rows (G <= 2, `rows` valid) x T tokens (T <= 2). */
 AI void packed_micro(bool q4, int G, int T, int64_t k, const uint8_t *pk, size_t gstride, int rows,
