@@ -152,6 +152,9 @@ pio_status pio_requant_spec_check(const char *spec);
  * cores). *n_repacked (may be NULL) = tensors converted. Errors: ERR_NOMEM
  * (tensors done so far stay converted; each is complete).
  */
+/* An expert matrix of a mixture-of-experts model (HF ".experts.", GGUF "_exps"). */
+bool pio_tensor_is_expert(const pio_tensor *t);
+
 #define PIO_REPACK_EXPERTS 1u
 pio_status pio_weights_repack(pio_weights *w, int n_threads, unsigned flags, int *n_repacked);
 

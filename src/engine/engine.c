@@ -55,14 +55,6 @@ static bool file_exists(const char *path)
     return stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
 }
 
-/* Expert matrices of a mixture-of-experts model (HF ".experts.", GGUF
- * "_exps"): left to page in when the router first selects them, so the
- * resident set follows the experts in use. */
-static bool tensor_is_expert(const pio_tensor *t)
-{
-    return t->name && (strstr(t->name, ".experts.") || strstr(t->name, "_exps"));
-}
-
 /*
  * On a terminal, read one byte per page of every weight (experts aside
  * unless `experts`) with a progress bar, so a large model's load time shows
@@ -77,7 +69,7 @@ static void weights_page_in(const pio_weights *w, bool show, bool experts)
     long page = sysconf(_SC_PAGESIZE);
 
     for (i = 0; i < pio_weights_count(w); i++)
-        if (experts || !tensor_is_expert(pio_weights_at(w, i)))
+        if (experts || !pio_tensor_is_expert(pio_weights_at(w, i)))
             total += (int64_t)pio_weights_at(w, i)->nbytes;
     show = show && total >= (64 << 20) && isatty(STDERR_FILENO);
     if (!show && !experts)
@@ -87,7 +79,7 @@ static void weights_page_in(const pio_weights *w, bool show, bool experts)
         const unsigned char *p = t->data;
         size_t off;
         int pct;
-        if (!experts && tensor_is_expert(t))
+        if (!experts && pio_tensor_is_expert(t))
             continue;
         for (off = 0; off < t->nbytes; off += (size_t)page)
             sink ^= p[off];

@@ -130,8 +130,7 @@ static pio_status rp_q4_0_x8(pio_weights *w, int i, pio_threadpool *tp)
     return st;
 }
 
-/* Expert matrices of a mixture-of-experts model (HF ".experts.", GGUF "_exps"). */
-static bool rp_is_expert(const pio_tensor *t)
+bool pio_tensor_is_expert(const pio_tensor *t)
 {
     return t->name && (strstr(t->name, ".experts.") || strstr(t->name, "_exps"));
 }
@@ -144,7 +143,7 @@ static bool rp_candidate(const pio_tensor *t, unsigned flags)
 {
     if (t->n_dims < 2 || t->n_dims > 3 || t->shape[0] <= 0 || t->shape[1] <= 0)
         return false;
-    if (!rp_is_expert(t))
+    if (!pio_tensor_is_expert(t))
         return t->n_dims == 2;
     if (!(flags & PIO_REPACK_EXPERTS))
         return false;
