@@ -8,6 +8,9 @@
  *   2. output rows are split into tasks handed out by the pool's atomic
  *      counter. Decode (n <= GEMV_MAX_N): tasks of ~rows/(8·threads) rows,
  *      each streams its rows of W once through a tile kernel over all tokens.
+ *      Task sizes shrink geometrically (guided scheduling: each takes 1/3 of
+ *      what a thread has left), so the thread that finishes first waits at
+ *      most for one small task instead of 1/16 of the matmul.
  *      Prefill: a task is a block of ROW_BLOCK rows; k is cut into blocks of
  *      KC columns and tokens into blocks of TB, so a (rows x KC) panel of W
  *      stays in L1/L2 while every token block passes over it: W is read from
@@ -24,7 +27,9 @@
 #include <string.h>
 
 #define GEMV_MAX_N 4         /* n up to this: decode path */
-#define GEMV_TASKS_PER_THREAD 8
+#define GEMV_SHARE 3         /* decode task = remaining rows / (GEMV_SHARE·threads) */
+#define GEMV_MIN_ROWS 16     /* smallest decode task (two Q4_0_X8 groups) */
+#define GEMV_MAX_TASKS 128
 #define ROW_BLOCK 32         /* prefill rows per task (multiple of the 4-row micro-kernel) */
 #define KC_QUANT 1024        /* prefill k block for quantized W (multiple of 256) */
 #define KC_FLOAT 512         /* prefill k block for float W (f32 panel of 2 KiB per row) */
@@ -140,6 +145,7 @@ typedef struct mm_job {
     size_t x_stride;
     size_t w_stride;          /* bytes per row of W */
     int64_t task_rows;
+    int64_t *bounds;          /* decode: task i is rows [bounds[i], bounds[i+1]); or NULL */
     int64_t kc;               /* k block */
     int tb;                   /* token block */
     float *panel;             /* [threads][task_rows][kc] f32 panels, or NULL */
@@ -163,7 +169,8 @@ static size_t x_offset(int kind, int64_t c)
 }
 
 /*
- * Output rows [task·task_rows, +task_rows) for all tokens: for each k block,
+ * The task's output rows (decode: from job->bounds; prefill: [task·task_rows,
+ * +task_rows)) for all tokens: for each k block,
  * (pack or convert the panel, then) one tile call per token block; the first
  * k block stores into y, later ones add.
  */
@@ -171,8 +178,9 @@ static void mm_task(void *p, int task, int thread)
 {
     mm_job *job = p;
     const pio_wmat *w = job->w;
-    int64_t r0 = (int64_t)task * job->task_rows;
-    int nr = (int)(r0 + job->task_rows < w->rows ? job->task_rows : w->rows - r0);
+    int64_t r0 = job->bounds ? job->bounds[task] : (int64_t)task * job->task_rows;
+    int nr = job->bounds ? (int)(job->bounds[task + 1] - r0)
+                         : (int)(r0 + job->task_rows < w->rows ? job->task_rows : w->rows - r0);
     const uint8_t *wrow = (const uint8_t *)w->data + (size_t)r0 * job->w_stride;
     pio_tile_fn tile = job->kt->tile[w->dtype];
     int64_t c0;
@@ -217,7 +225,8 @@ pio_status pio_matmul_kernels(const pio_kernels *kt, pio_threadpool *tp, float *
     mm_job job;
     uint8_t *buf = NULL;
     size_t buf_size = 0, got = 0, x_bytes = 0, panel_bytes = 0;
-    int n_tasks;
+    int64_t bounds[GEMV_MAX_TASKS + 1];
+    int n_tasks = 0;
 
     if (kind < 0 || !kt || !kt->tile[w->dtype])
         return pio_error(PIO_STATUS_ERR_UNSUPPORTED, "matmul: weight dtype %s has no kernel",
@@ -244,11 +253,23 @@ pio_status pio_matmul_kernels(const pio_kernels *kt, pio_threadpool *tp, float *
     job.x_stride = pio_act_row_bytes((pio_act_kind)kind, w->cols);
 
     if (n <= GEMV_MAX_N) {
-        int64_t per = (w->rows + (int64_t)n_threads * GEMV_TASKS_PER_THREAD - 1) /
-                      ((int64_t)n_threads * GEMV_TASKS_PER_THREAD);
-        /* whole micro-kernels: 4 rows, or two 8-row groups of Q4_0_X8 */
-        per = w->dtype == PIO_DTYPE_Q4_0_X8 ? (per + 15) & ~(int64_t)15 : (per + 3) & ~(int64_t)3;
-        job.task_rows = per < 16 ? 16 : per;
+        /* guided: each task takes 1/(GEMV_SHARE·threads) of the rows left,
+         * whole micro-kernels (4 rows, or two 8-row groups of Q4_0_X8),
+         * at least GEMV_MIN_ROWS; the last task takes the rest */
+        int64_t align = w->dtype == PIO_DTYPE_Q4_0_X8 ? 16 : 4, r = 0;
+        while (r < w->rows) {
+            int64_t per = (w->rows - r) / ((int64_t)GEMV_SHARE * n_threads);
+            per = (per + align - 1) / align * align;
+            if (per < GEMV_MIN_ROWS)
+                per = GEMV_MIN_ROWS;
+            if (n_tasks == GEMV_MAX_TASKS - 1 || r + per > w->rows)
+                per = w->rows - r;
+            bounds[n_tasks++] = r;
+            r += per;
+        }
+        bounds[n_tasks] = w->rows;
+        job.bounds = bounds;
+        job.task_rows = 0;
         job.kc = w->cols;
         job.tb = n;
     } else {
@@ -264,7 +285,12 @@ pio_status pio_matmul_kernels(const pio_kernels *kt, pio_threadpool *tp, float *
         xb = pio_act_row_bytes((pio_act_kind)kind, job.kc);
         job.tb = (int)(X_BLOCK_BYTES / (xb ? xb : 1));
         job.tb = job.tb < 4 ? 4 : job.tb > 64 ? 64 : job.tb & ~1;
-        if (kt->pack[w->dtype] && n >= PACK_MIN_N) {
+        /* A float matrix whose k fits one block keeps the f32 panel and
+         * tile_f32, which sum in the decode path's order; the packed float
+         * kernels change the order, so they run only where k blocking
+         * already has (the server's recompute after preemption then stays
+         * exact on small float models). */
+        if (kt->pack[w->dtype] && n >= PACK_MIN_N && (kind != PIO_ACT_F32 || w->cols > KC_FLOAT)) {
             job.pack_bytes = (kt->pack_size[w->dtype](ROW_BLOCK, job.kc) + 63) & ~(size_t)63;
             panel_bytes = (size_t)n_threads * job.pack_bytes;
         } else if (w->dtype == PIO_DTYPE_F16 || w->dtype == PIO_DTYPE_BF16) {
@@ -295,7 +321,8 @@ pio_status pio_matmul_kernels(const pio_kernels *kt, pio_threadpool *tp, float *
         job.x = buf;
     }
 
-    n_tasks = (int)((w->rows + job.task_rows - 1) / job.task_rows);
+    if (!job.bounds)
+        n_tasks = (int)((w->rows + job.task_rows - 1) / job.task_rows);
     pio_threadpool_run(tp, n_tasks, mm_task, &job);
     scratch_put(buf, got);
     return PIO_STATUS_OK;

@@ -222,6 +222,157 @@ static void to_f32_avx2(float *dst, const void *src, pio_dtype dt, int64_t n)
         pio_convert_to_f32(dst + i, s + i * (int64_t)pio_dtype_size(dt), dt, n - i);
 }
 
+/* ---- prefill: packed f32 panels for F32 / F16 / BF16 weights ------------------------ */
+
+/*
+ * Panel layout: rows in groups of 16; group g holds, for each column c of
+ * the k block, the 16 rows' values as f32 (pk + (g·k + c)·16 floats). Rows
+ * past nr are zero. The micro-kernel is 16 rows x 6 tokens: per column, two
+ * panel loads and six broadcast activations feed 12 FMAs into 12
+ * accumulators, so it runs at the FMA rate (the 4x2 tile_f32 kernel needs
+ * six loads per eight FMAs and sums lanes at the end). Each (row, token)
+ * sums its k products in column order.
+ */
+#define FP_ROWS 16
+#define FP_TOKENS 6
+
+static size_t pack_size_float_avx2(int nr, int64_t k)
+{
+    return (size_t)((nr + FP_ROWS - 1) / FP_ROWS) * FP_ROWS * (size_t)k * sizeof(float);
+}
+
+/* The 8x8 transpose of r[0..7] in place. */
+AI void transpose8(__m256 r[8])
+{
+    __m256 a0 = _mm256_unpacklo_ps(r[0], r[1]), a1 = _mm256_unpackhi_ps(r[0], r[1]);
+    __m256 a2 = _mm256_unpacklo_ps(r[2], r[3]), a3 = _mm256_unpackhi_ps(r[2], r[3]);
+    __m256 a4 = _mm256_unpacklo_ps(r[4], r[5]), a5 = _mm256_unpackhi_ps(r[4], r[5]);
+    __m256 a6 = _mm256_unpacklo_ps(r[6], r[7]), a7 = _mm256_unpackhi_ps(r[6], r[7]);
+    __m256 b0 = _mm256_shuffle_ps(a0, a2, 0x44), b1 = _mm256_shuffle_ps(a0, a2, 0xee);
+    __m256 b2 = _mm256_shuffle_ps(a1, a3, 0x44), b3 = _mm256_shuffle_ps(a1, a3, 0xee);
+    __m256 b4 = _mm256_shuffle_ps(a4, a6, 0x44), b5 = _mm256_shuffle_ps(a4, a6, 0xee);
+    __m256 b6 = _mm256_shuffle_ps(a5, a7, 0x44), b7 = _mm256_shuffle_ps(a5, a7, 0xee);
+    r[0] = _mm256_permute2f128_ps(b0, b4, 0x20);
+    r[1] = _mm256_permute2f128_ps(b1, b5, 0x20);
+    r[2] = _mm256_permute2f128_ps(b2, b6, 0x20);
+    r[3] = _mm256_permute2f128_ps(b3, b7, 0x20);
+    r[4] = _mm256_permute2f128_ps(b0, b4, 0x31);
+    r[5] = _mm256_permute2f128_ps(b1, b5, 0x31);
+    r[6] = _mm256_permute2f128_ps(b2, b6, 0x31);
+    r[7] = _mm256_permute2f128_ps(b3, b7, 0x31);
+}
+
+AI void pack_float_avx2(pio_dtype dt, void *dst, const void *w, size_t ws, int nr, int64_t k)
+{
+    const size_t esz = dt == PIO_DTYPE_F32 ? 4 : 2;
+    float *pk = dst;
+    int g, h, j, n_groups = (nr + FP_ROWS - 1) / FP_ROWS;
+    int64_t c;
+
+    for (g = 0; g < n_groups; g++) {
+        float *pg = pk + (size_t)g * FP_ROWS * (size_t)k;
+        for (h = 0; h < FP_ROWS / 8; h++) {
+            int r0 = g * FP_ROWS + h * 8, live = nr - r0 < 8 ? nr - r0 : 8;
+            const uint8_t *wr = (const uint8_t *)w + (size_t)r0 * ws;
+            if (live == 8) {        /* 8x8 blocks: load 8 rows, transpose, store 8 columns */
+                for (c = 0; c + 8 <= k; c += 8) {
+                    __m256 v[8];
+#pragma GCC unroll 8
+                    for (j = 0; j < 8; j++)
+                        v[j] = load_w8(dt, wr + (size_t)j * ws + (size_t)c * esz);
+                    transpose8(v);
+#pragma GCC unroll 8
+                    for (j = 0; j < 8; j++)
+                        _mm256_store_ps(pg + (size_t)(c + j) * FP_ROWS + h * 8, v[j]);
+                }
+            } else {
+                c = 0;
+            }
+            for (; c < k; c++)        /* column tail, or a partial (zero-padded) group */
+                for (j = 0; j < 8; j++)
+                    pg[(size_t)c * FP_ROWS + h * 8 + j] =
+                        j < live ? load_w1(dt, wr + (size_t)j * ws + (size_t)c * esz) : 0.0f;
+        }
+    }
+}
+
+static void pack_f32_avx2(void *dst, const void *w, size_t ws, int nr, int64_t k) { pack_float_avx2(PIO_DTYPE_F32, dst, w, ws, nr, k); }
+static void pack_f16_avx2(void *dst, const void *w, size_t ws, int nr, int64_t k) { pack_float_avx2(PIO_DTYPE_F16, dst, w, ws, nr, k); }
+static void pack_bf16_avx2(void *dst, const void *w, size_t ws, int nr, int64_t k) { pack_float_avx2(PIO_DTYPE_BF16, dst, w, ws, nr, k); }
+
+/* y[t·ldy + r] (=, +=) Σ_c panel[c][r]·x_t[c] for r < rows (<= 16), t < T. */
+AI void packed_float_micro(int T, int64_t k, const float *pg, const uint8_t *x, size_t xs, int rows,
+                           float *y, size_t ldy, bool accumulate)
+{
+    __m256 acc[FP_TOKENS][2];
+    const float *xt[FP_TOKENS];
+    int64_t c;
+    int t;
+
+#pragma GCC unroll 6
+    for (t = 0; t < T; t++) {
+        acc[t][0] = acc[t][1] = _mm256_setzero_ps();
+        xt[t] = (const float *)(x + (size_t)t * xs);
+    }
+#pragma GCC unroll 2
+    for (c = 0; c < k; c++) {
+        __m256 w0 = _mm256_load_ps(pg + (size_t)c * FP_ROWS);
+        __m256 w1 = _mm256_load_ps(pg + (size_t)c * FP_ROWS + 8);
+#pragma GCC unroll 6
+        for (t = 0; t < T; t++) {
+            __m256 xb = _mm256_broadcast_ss(xt[t] + c);
+            acc[t][0] = _mm256_fmadd_ps(w0, xb, acc[t][0]);
+            acc[t][1] = _mm256_fmadd_ps(w1, xb, acc[t][1]);
+        }
+    }
+#pragma GCC unroll 6
+    for (t = 0; t < T; t++) {
+        float *yt = y + (size_t)t * ldy;
+        if (rows == FP_ROWS) {
+            if (accumulate) {
+                acc[t][0] = _mm256_add_ps(acc[t][0], _mm256_loadu_ps(yt));
+                acc[t][1] = _mm256_add_ps(acc[t][1], _mm256_loadu_ps(yt + 8));
+            }
+            _mm256_storeu_ps(yt, acc[t][0]);
+            _mm256_storeu_ps(yt + 8, acc[t][1]);
+        } else {
+            float v[FP_ROWS];
+            int r;
+            _mm256_storeu_ps(v, acc[t][0]);
+            _mm256_storeu_ps(v + 8, acc[t][1]);
+            for (r = 0; r < rows; r++)
+                yt[r] = accumulate ? yt[r] + v[r] : v[r];
+        }
+    }
+}
+
+#define PACKED_FLOAT_CALL(T)                                                                \
+    packed_float_micro(T, k, pg, (const uint8_t *)x + (size_t)t0 * x_stride, x_stride, rows, \
+                       y + (size_t)t0 * ldy + (size_t)g * FP_ROWS, ldy, accumulate)
+
+/* Tokens in steps of 6 over every 16-row group (the panel stays in L2). */
+static void tile_packed_float_avx2(TILE_ARGS)
+{
+    const float *pk = w;
+    int t0, g, n_groups = (nr + FP_ROWS - 1) / FP_ROWS;
+    (void)w_stride;
+    for (t0 = 0; t0 < nt; t0 += FP_TOKENS) {
+        int T = nt - t0 < FP_TOKENS ? nt - t0 : FP_TOKENS;
+        for (g = 0; g < n_groups; g++) {
+            const float *pg = pk + (size_t)g * FP_ROWS * (size_t)k;
+            int rows = nr - g * FP_ROWS < FP_ROWS ? nr - g * FP_ROWS : FP_ROWS;
+            switch (T) {
+            case 6: PACKED_FLOAT_CALL(6); break;
+            case 5: PACKED_FLOAT_CALL(5); break;
+            case 4: PACKED_FLOAT_CALL(4); break;
+            case 3: PACKED_FLOAT_CALL(3); break;
+            case 2: PACKED_FLOAT_CALL(2); break;
+            default: PACKED_FLOAT_CALL(1); break;
+            }
+        }
+    }
+}
+
 /* ---- activations ------------------------------------------------------------- */
 
 /* PIO_ACT_Q8 row, bit-identical to the scalar quantizer (RNE via cvtps). */
@@ -896,6 +1047,15 @@ void pio_kernels_init_avx2(pio_kernels *kt)
     kt->tile_packed[PIO_DTYPE_Q4_0_X8] = tile_packed_q4_0_avx2;
     kt->weight_layout[PIO_DTYPE_Q4_0] = PIO_DTYPE_Q4_0_X8;
     kt->tile[PIO_DTYPE_F32] = tile_f32_avx2;
+    kt->pack_size[PIO_DTYPE_F32] = pack_size_float_avx2;
+    kt->pack[PIO_DTYPE_F32] = pack_f32_avx2;
+    kt->tile_packed[PIO_DTYPE_F32] = tile_packed_float_avx2;
+    kt->pack_size[PIO_DTYPE_F16] = pack_size_float_avx2;
+    kt->pack[PIO_DTYPE_F16] = pack_f16_avx2;
+    kt->tile_packed[PIO_DTYPE_F16] = tile_packed_float_avx2;
+    kt->pack_size[PIO_DTYPE_BF16] = pack_size_float_avx2;
+    kt->pack[PIO_DTYPE_BF16] = pack_bf16_avx2;
+    kt->tile_packed[PIO_DTYPE_BF16] = tile_packed_float_avx2;
     kt->tile[PIO_DTYPE_F16] = tile_f16_avx2;
     kt->tile[PIO_DTYPE_BF16] = tile_bf16_avx2;
     kt->tile[PIO_DTYPE_Q8_0] = tile_q8_0_avx2;

@@ -921,5 +921,12 @@ void PIO_INIT_NAME(PIO_ISA_NAME)(pio_kernels *kt)
      * Q4_0 stays as stored: this level's own Q4_0 kernels (VNNI prefill
      * panels) have not been measured against them on an AVX-512 CPU. */
     kt->weight_layout[PIO_DTYPE_Q4_0] = PIO_DTYPE_Q4_0;
+    /* Float weights: this level's 16-lane tiles on f32 panels, not the
+     * AVX2 level's packed 8-lane kernels (no AVX-512 measurement yet). */
+    for (int d = PIO_DTYPE_F32; d <= PIO_DTYPE_BF16; d++) {
+        kt->pack_size[d] = NULL;
+        kt->pack[d] = NULL;
+        kt->tile_packed[d] = NULL;
+    }
     init_packed(kt);
 }
