@@ -11,7 +11,7 @@
  *    weights are cycled over enough copies (>= 384 MiB) that they come from
  *    DRAM, not the last-level cache, as in a real decode step. --hot uses one
  *    copy (cache-resident when it fits): the kernels' compute throughput.
- * 3. GEMM (n = --gemm-n tokens) at 2560->9728: tokens/s and GMAC/s.
+ * 3. GEMM (n = --gemm-n tokens) at the same shapes: tokens/s and GMAC/s.
  * Each figure is the median of --reps runs. Weights: rows quantized from
  * random floats (std ~0.58), repeated to fill the matrix.
  */
@@ -277,8 +277,8 @@ int main(int argc, char **argv)
                     free(y);
                 }
             }
-            if (do_gemm && gemm_n > 0) {
-                int64_t rows = shapes[0][0], cols = shapes[0][1];
+            for (si = 0; do_gemm && gemm_n > 0 && si < sizeof shapes / sizeof shapes[0]; si++) {
+                int64_t rows = shapes[si][0], cols = shapes[si][1];
                 void *w = make_weights(dt, rows, cols);
                 float *x = malloc(sizeof(float) * (size_t)cols * (size_t)gemm_n);
                 float *y = malloc(sizeof(float) * (size_t)rows * (size_t)gemm_n);
@@ -289,7 +289,7 @@ int main(int argc, char **argv)
                     pio_threadpool *tp;
                     pio_wmat wm = { dt, w, rows, cols };
                     double t[32], cpu[32], med;
-                    int r, rr = reps < 3 ? reps : 3;
+                    int r, rr = reps < 32 ? reps : 32;
                     pio_threadpool_new(threads[ti], &tp);
                     pio_matmul_kernels(kt, tp, y, x, gemm_n, &wm);       /* warm-up */
                     for (r = 0; r < rr; r++) {
