@@ -14,6 +14,10 @@ What it does:
  2. Makes the random-weight Qwen3-4B checkpoint (make_qwen3_4b.py) when missing.
  3. Builds benchmarks/membw.c and measures the DRAM read bandwidth with -t
     threads before and after the runs; the roofline uses the best figure.
+    The bandwidth of a shared VM drifts by 20% and more within minutes, so
+    it is also measured right before and after every engine run, and the
+    report adds each engine's share of the roofline at the best of those two
+    figures (its own neighbourhood) next to the share at the run-wide best.
  4. For each format (q8_0, q4_0, bf16) and each test, runs llama.cpp
     with llama-bench (or, with --llama-runner python or when llama-bench
     could not be built, llamacpp_bench.py: the same loop through the bindings)
@@ -407,7 +411,9 @@ def main():
             for engine, cmd, kind in order:
                 log(f"[{fmt} {test}] {engine}")
                 load = os.getloadavg()[0]
+                bw_before = membw(work, args.threads)["best_gb_per_s"]
                 r = run_engine(cmd, args.timeout, kind)
+                r["bw_around"] = [bw_before, membw(work, args.threads)["best_gb_per_s"]]
                 r["command"] = " ".join(shlex.quote(show(c)) for c in cmd)
                 r["load_before"] = load
                 res[engine] = r
@@ -510,6 +516,11 @@ def make_report(args, env, bw, bandwidth, runs):
                     a, b = tps(run["llama.cpp"], "tg"), tps(run["pio"], "tg")
                     L.append(f"| % of roofline, {label} ({roof:.2f} t/s) | {fmt_num(a and 100 * a / roof, 1)} | "
                              f"{fmt_num(b and 100 * b / roof, 1)} | | pio ≥ {100 * tgt:.0f}% | |")
+                    la, lb = local_bw(run["llama.cpp"]), local_bw(run["pio"])
+                    if la and lb:
+                        L.append(f"| % of roofline, {label}, bandwidth around each run ({la:.1f} / {lb:.1f} GB/s) | "
+                                 f"{fmt_num(a and 100 * a * wb / (la * 1e9), 1)} | "
+                                 f"{fmt_num(b and 100 * b * wb / (lb * 1e9), 1)} | | | |")
             if td:
                 kv = args.kv_bytes_per_pos * (args.depth + (args.depth_n or args.n_gen) / 2)
                 roof_d = bandwidth * 1e9 / (wb + kv)
@@ -539,6 +550,12 @@ def make_report(args, env, bw, bandwidth, runs):
     if sysinfo:
         L.append(f"llama.cpp system / CPU info: `{sysinfo}`\n")
     return "\n".join(L) + "\n"
+
+
+def local_bw(run):
+    """Best bandwidth (GB/s) measured right before / after an engine run, or None."""
+    bw = run.get("bw_around")
+    return max(bw) if bw else None
 
 
 def pio_dtype_note(run):

@@ -29,6 +29,7 @@
 #include "cli/cli.h"
 #include "cli/options.h"
 #include "common/cpu.h"
+#include "kernels/dispatch.h"
 
 #include <cjson/cJSON.h>
 #include <ctype.h>
@@ -448,7 +449,7 @@ int pio_cmd_bench(int argc, char **argv)
         cJSON_AddNumberToObject(j, "kv_layers", mi->kv_layers);
         cJSON_AddNumberToObject(j, "kv_k_dim", mi->kv_k_dim);
         cJSON_AddNumberToObject(j, "kv_v_dim", mi->kv_v_dim);
-        cJSON_AddStringToObject(j, "kernels", pio_cpu_level_name(pio_cpu_level_active()));
+        cJSON_AddStringToObject(j, "kernels", pio_cpu_level_name(pio_kernels_get()->level));
         cJSON_AddStringToObject(j, "cpu_features", pio_cpu_features_string());
         cJSON_AddNumberToObject(j, "n_threads", n_threads);
         cJSON_AddNumberToObject(j, "n_ctx", pio_engine_n_ctx(e));
@@ -488,7 +489,7 @@ int pio_cmd_bench(int argc, char **argv)
             print_row(model_name, dt, gib, bp, n_threads, test_tg, &tg);
         printf("\nweights: %s, %.1f MB; context %d; %ld repetition%s; load %.1f s; kernels: %s (CPU: %s)\n",
                mi->dtypes, (double)mi->weight_bytes / 1e6, pio_engine_n_ctx(e), o.reps, o.reps == 1 ? "" : "s",
-               load_s, pio_cpu_level_name(pio_cpu_level_active()), pio_cpu_features_string());
+               load_s, pio_cpu_level_name(pio_kernels_get()->level), pio_cpu_features_string());
         if (o.n_gen > 0)
             printf("tg weight-read bandwidth: %.2f GB/s (weight bytes x tg tokens/s)\n",
                    (double)mi->weight_bytes * tg.median / 1e9);
