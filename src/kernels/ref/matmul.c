@@ -6,11 +6,11 @@
  *      (f32 as given; PIO_ACT_Q8 for Q8_0/Q4_0; Q8_K for Q4_K/Q6_K), split
  *      over the pool by token rows when the batch is large;
  *   2. output rows are split into tasks handed out by the pool's atomic
- *      counter. Decode (n <= GEMV_MAX_N): tasks of ~rows/(8·threads) rows,
- *      each streams its rows of W once through a tile kernel over all tokens.
- *      Task sizes shrink geometrically (guided scheduling: each takes 1/3 of
- *      what a thread has left), so the thread that finishes first waits at
- *      most for one small task instead of 1/16 of the matmul.
+ *      counter. Decode (n <= GEMV_MAX_N): each task streams its rows of W
+ *      once through a tile kernel over all tokens; task sizes shrink
+ *      geometrically (guided scheduling: each takes 1/3 of what a thread has
+ *      left, at least GEMV_MIN_ROWS), so the thread that finishes first waits
+ *      for one small task, not 1/16 of the matmul as with equal tasks.
  *      Prefill: a task is a block of ROW_BLOCK rows; k is cut into blocks of
  *      KC columns and tokens into blocks of TB, so a (rows x KC) panel of W
  *      stays in L1/L2 while every token block passes over it: W is read from
