@@ -269,7 +269,6 @@ pio_status pio_matmul_kernels(const pio_kernels *kt, pio_threadpool *tp, float *
         }
         bounds[n_tasks] = w->rows;
         job.bounds = bounds;
-        job.task_rows = 0;
         job.kc = w->cols;
         job.tb = n;
     } else {

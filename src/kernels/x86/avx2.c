@@ -274,19 +274,16 @@ AI void pack_float_avx2(pio_dtype dt, void *dst, const void *w, size_t ws, int n
         for (h = 0; h < FP_ROWS / 8; h++) {
             int r0 = g * FP_ROWS + h * 8, live = nr - r0 < 8 ? nr - r0 : 8;
             const uint8_t *wr = (const uint8_t *)w + (size_t)r0 * ws;
-            if (live == 8) {        /* 8x8 blocks: load 8 rows, transpose, store 8 columns */
-                for (c = 0; c + 8 <= k; c += 8) {
-                    __m256 v[8];
+            /* 8x8 blocks: load 8 rows, transpose, store 8 columns */
+            for (c = 0; live == 8 && c + 8 <= k; c += 8) {
+                __m256 v[8];
 #pragma GCC unroll 8
-                    for (j = 0; j < 8; j++)
-                        v[j] = load_w8(dt, wr + (size_t)j * ws + (size_t)c * esz);
-                    transpose8(v);
+                for (j = 0; j < 8; j++)
+                    v[j] = load_w8(dt, wr + (size_t)j * ws + (size_t)c * esz);
+                transpose8(v);
 #pragma GCC unroll 8
-                    for (j = 0; j < 8; j++)
-                        _mm256_store_ps(pg + (size_t)(c + j) * FP_ROWS + h * 8, v[j]);
-                }
-            } else {
-                c = 0;
+                for (j = 0; j < 8; j++)
+                    _mm256_store_ps(pg + (size_t)(c + j) * FP_ROWS + h * 8, v[j]);
             }
             for (; c < k; c++)        /* column tail, or a partial (zero-padded) group */
                 for (j = 0; j < 8; j++)
