@@ -596,6 +596,93 @@ static void test_x8_matmul(pio_threadpool *tp1, pio_threadpool *tp3)
     printf("  matmul Q4_0_X8 vs Q4_0 worst rel err %.2e\n", worst);
 }
 
+/* ---- 7. pio_matmul_multi ------------------------------------------------------------ */
+
+/*
+ * Several matrices of one x in one call (q/k/v, gate/up) equal separate
+ * calls bit for bit, whether the call fuses them (decode, one activation
+ * format) or runs them one by one (prefill, formats that differ).
+ */
+static void test_matmul_multi(pio_threadpool *tp1, pio_threadpool *tp3)
+{
+    static const struct { int count; pio_dtype dt[4]; int64_t rows[4]; int64_t cols; } sets[] = {
+        { 3, { PIO_DTYPE_Q8_0, PIO_DTYPE_Q4_0, PIO_DTYPE_Q4_0_X8 }, { 37, 100, 24 }, 768 },
+        { 3, { PIO_DTYPE_Q4_0_X8, PIO_DTYPE_Q4_0_X8, PIO_DTYPE_Q4_0_X8 }, { 64, 16, 16 }, 1280 },
+        { 2, { PIO_DTYPE_BF16, PIO_DTYPE_F32 }, { 37, 5 }, 256 },
+        { 4, { PIO_DTYPE_Q4_K, PIO_DTYPE_Q8_0, PIO_DTYPE_Q6_K, PIO_DTYPE_F16 }, { 20, 10, 0, 9 }, 512 },
+        { 1, { PIO_DTYPE_Q8_0 }, { 300 }, 256 },
+    };
+    static const int ns[] = { 1, 2, 3, 4, 5, 17 };
+    const int nmax = 17;
+    size_t si, ni;
+    int l, j, th;
+    for (si = 0; si < sizeof sets / sizeof sets[0]; si++) {
+        int count = sets[si].count;
+        int64_t cols = sets[si].cols;
+        void *wd[4];
+        pio_wmat wm[4];
+        const pio_wmat *wp[4];
+        float *ys[4], *ysep[4];
+        float *x = check_malloc(sizeof(float) * (size_t)(nmax * cols));
+        fill_x(x, nmax, cols);
+        for (j = 0; j < count; j++) {
+            pio_dtype dt = sets[si].dt[j];
+            int64_t rows = sets[si].rows[j];
+            size_t ybytes = sizeof(float) * (size_t)(nmax * (rows ? rows : 1));
+            if (dt == PIO_DTYPE_Q4_0_X8) {
+                void *q = make_w(PIO_DTYPE_Q4_0, rows, cols);
+                wd[j] = to_x8(q, rows, cols);
+                free(q);
+            } else {
+                wd[j] = make_w(dt, rows ? rows : 1, cols);
+            }
+            wm[j] = (pio_wmat){ dt, wd[j], rows, cols };
+            wp[j] = &wm[j];
+            ys[j] = check_malloc(ybytes);
+            ysep[j] = check_malloc(ybytes);
+        }
+        for (l = 0; l < n_levels; l++) {
+            for (th = 0; th < 2; th++) {
+                for (ni = 0; ni < sizeof ns / sizeof ns[0]; ni++) {
+                    int n = ns[ni];
+                    for (j = 0; j < count; j++) {
+                        size_t cnt = (size_t)(n * sets[si].rows[j]), i;
+                        for (i = 0; i < cnt; i++)
+                            ys[j][i] = NAN;
+                        CHECK_OK(pio_matmul_kernels(levels[l], th ? tp3 : tp1, ysep[j], x, n, wp[j]));
+                    }
+                    CHECK_OK(pio_matmul_multi_kernels(levels[l], th ? tp3 : tp1, count, ys, x, n, wp));
+                    for (j = 0; j < count; j++) {
+                        n_compared++;
+                        CHECK(memcmp(ys[j], ysep[j], sizeof(float) * (size_t)(n * sets[si].rows[j])) == 0,
+                              "pio_matmul_multi %s set %zu matrix %d (%s %lld x %lld) n=%d threads=%d: "
+                              "differs from its own call", pio_cpu_level_name(levels[l]->level), si, j,
+                              pio_dtype_name(sets[si].dt[j]), (long long)sets[si].rows[j],
+                              (long long)cols, n, th ? 3 : 1);
+                    }
+                }
+            }
+        }
+        for (j = 0; j < count; j++) {
+            free(wd[j]); free(ys[j]); free(ysep[j]);
+        }
+        free(x);
+    }
+    {
+        float x[64] = { 0 }, y0[4], y1[4];
+        uint8_t wbuf[4 * 34] = { 0 };
+        pio_wmat good = { PIO_DTYPE_Q8_0, wbuf, 2, 64 }, bad = { PIO_DTYPE_Q8_0, wbuf, 2, 48 };
+        float *ys[2] = { y0, y1 };
+        const pio_wmat *ws[2] = { &good, &bad };
+        CHECK(pio_matmul_multi(NULL, 2, ys, x, 1, ws) == PIO_STATUS_ERR_SHAPE, "a bad matrix in the list");
+        CHECK(strstr(pio_last_error(), "48") != NULL, "message names its shape: %s", pio_last_error());
+        CHECK(pio_matmul_multi(NULL, 0, ys, x, 1, ws) == PIO_STATUS_ERR_INVALID_ARG, "no matrices");
+        CHECK(pio_matmul_multi(NULL, PIO_MATMUL_MULTI_MAX + 1, ys, x, 1, ws) == PIO_STATUS_ERR_INVALID_ARG,
+              "too many matrices");
+    }
+    printf("  matmul_multi: fused and one-by-one calls equal separate calls\n");
+}
+
 /* ---- 5. errors and CPU levels ----------------------------------------------------- */
 
 static void test_errors(void)
@@ -651,6 +738,7 @@ int main(void)
     test_errors();
     test_x8_layout();
     test_x8_matmul(tp1, tp3);
+    test_matmul_multi(tp1, tp3);
     printf("%d kernel comparisons\n", n_compared);
     pio_threadpool_free(tp1);
     pio_threadpool_free(tp3);

@@ -98,6 +98,11 @@ size_t pio_act_row_bytes(pio_act_kind kind, int64_t k);
 pio_status pio_matmul_kernels(const pio_kernels *kt, pio_threadpool *tp, float *y,
                               const float *x, int n, const pio_wmat *w);
 
+/* pio_matmul_multi with an explicit kernel table. */
+pio_status pio_matmul_multi_kernels(const pio_kernels *kt, pio_threadpool *tp, int count,
+                                    float *const *ys, const float *x, int n,
+                                    const pio_wmat *const *ws);
+
 /*
  * Per-level table builders: each fills in the entries its ISA implements on
  * top of the lower level's table (defined in src/kernels/x86/<isa>.c).

@@ -61,6 +61,17 @@ float pio_dot_f32(const float *a, const float *b, int64_t n);
  */
 pio_status pio_matmul(pio_threadpool *tp, float *y, const float *x, int n, const pio_wmat *w);
 
+#define PIO_MATMUL_MULTI_MAX 4
+
+/*
+ * ys[j][n][ws[j]->rows] = x · ws[j]ᵀ for count (1..PIO_MATMUL_MULTI_MAX)
+ * matrices of the same x (q/k/v, gate/up). Results equal count pio_matmul
+ * calls bit for bit; in decode the matrices share one activation conversion
+ * and one pool round (no barrier between them).
+ */
+pio_status pio_matmul_multi(pio_threadpool *tp, int count, float *const *ys, const float *x, int n,
+                            const pio_wmat *const *ws);
+
 /* y[n] = w ⊙ x / sqrt(mean(x²) + eps); y may alias x. */
 void pio_rmsnorm(float *y, const float *x, const float *w, int64_t n, float eps);
 

@@ -51,11 +51,14 @@ pio_status pio_gqa_attention(pio_threadpool *tp, const pio_gqa_attn *a, const pi
     int nq = a->n_heads * HD, nkv = a->n_kv_heads * HD;
     pio_status st;
 
-    if ((st = scratch_reserve(s, a, n)) ||
-        (st = pio_matmul(tp, s->q, xn, n, a->wq)) ||
-        (st = pio_matmul(tp, s->k, xn, n, a->wk)) ||
-        (st = pio_matmul(tp, s->v, xn, n, a->wv)))
+    if ((st = scratch_reserve(s, a, n)))
         return st;
+    {
+        float *ys[3] = { s->q, s->k, s->v };
+        const pio_wmat *ws[3] = { a->wq, a->wk, a->wv };
+        if ((st = pio_matmul_multi(tp, 3, ys, xn, n, ws)))
+            return st;
+    }
     for (t = 0; t < n; t++) {
         float *qt = s->q + (size_t)t * nq, *kt = s->k + (size_t)t * nkv;
         const float *cs = rope_cs + (size_t)t * HD;

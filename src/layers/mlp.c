@@ -33,9 +33,12 @@ pio_status pio_swiglu_mlp(pio_threadpool *tp, const pio_wmat *w_gate, const pio_
         s->cap = cap;
         s->n_ff = ff;
     }
-    if ((st = pio_matmul(tp, s->gate, x, n, w_gate)) ||
-        (st = pio_matmul(tp, s->up, x, n, w_up)))
-        return st;
+    {
+        float *ys[2] = { s->gate, s->up };
+        const pio_wmat *ws[2] = { w_gate, w_up };
+        if ((st = pio_matmul_multi(tp, 2, ys, x, n, ws)))
+            return st;
+    }
     pio_silu_mul(s->gate, s->up, (int64_t)n * n_ff);
     return pio_matmul(tp, out, s->gate, n, w_down);
 }

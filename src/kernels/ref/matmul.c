@@ -151,6 +151,7 @@ typedef struct mm_job {
     float *panel;             /* [threads][task_rows][kc] f32 panels, or NULL */
     uint8_t *packed;          /* [threads][pack_bytes] level-packed panels, or NULL */
     size_t pack_bytes;
+    int n_tasks, n_threads;
 } mm_job;
 
 /* Bytes from the start of a row (Q4_0_X8: of an 8-row group) to column c
@@ -169,6 +170,31 @@ static size_t x_offset(int kind, int64_t c)
 }
 
 /*
+ * Prefill: prefetch part `part` of `parts` of the W panel rows [r0, r0 + nr)
+ * x columns [c, c + kc) towards the cache. A panel's rows are short runs
+ * (1 KiB of bf16, 544 bytes of Q8_0) a whole row apart, which the hardware
+ * prefetchers barely follow: packing a panel straight from DRAM waited on
+ * every line (12-17% of pp512 in pack_*). Spread over the token blocks of
+ * the panel before it, the next panel arrives while this one is computed.
+ */
+static void prefetch_panel(const mm_job *job, int64_t r0, int nr, int64_t c, int64_t kc,
+                           int part, int parts)
+{
+    const pio_wmat *w = job->w;
+    int64_t unit = w->dtype == PIO_DTYPE_Q4_0_X8 ? PIO_Q4_0_X8_ROWS : 1;  /* rows per run */
+    int64_t runs = (nr + unit - 1) / unit, i;
+    size_t off = w_offset(w->dtype, c), len = w_offset(w->dtype, c + kc) - off;
+    const uint8_t *base = (const uint8_t *)w->data + (size_t)r0 * job->w_stride + off;
+
+    for (i = runs * part / parts; i < runs * (part + 1) / parts; i++) {
+        const uint8_t *p = base + (size_t)(i * unit) * job->w_stride;
+        uintptr_t a = (uintptr_t)p & ~(uintptr_t)63, end = (uintptr_t)p + len;
+        for (; a < end; a += 64)
+            __builtin_prefetch((const void *)a, 0, 2);
+    }
+}
+
+/*
  * The task's output rows (decode: from job->bounds; prefill: [task·task_rows,
  * +task_rows)) for all tokens: for each k block,
  * (pack or convert the panel, then) one tile call per token block; the first
@@ -183,8 +209,9 @@ static void mm_task(void *p, int task, int thread)
                          : (int)(r0 + job->task_rows < w->rows ? job->task_rows : w->rows - r0);
     const uint8_t *wrow = (const uint8_t *)w->data + (size_t)r0 * job->w_stride;
     pio_tile_fn tile = job->kt->tile[w->dtype];
-    int64_t c0;
-    int t0;
+    int64_t c0, pf_r0 = 0, pf_c = 0, pf_kc = 0;
+    int t0, blk, pf_nr = 0, n_blk = (job->n + job->tb - 1) / job->tb;
+    bool pf_next = false;
 
     for (c0 = 0; c0 < w->cols; c0 += job->kc) {
         int64_t kcur = w->cols - c0 < job->kc ? w->cols - c0 : job->kc;
@@ -208,39 +235,53 @@ static void mm_task(void *p, int task, int thread)
             ws = (size_t)kcur * sizeof(float);
             tile = job->kt->tile[PIO_DTYPE_F32];
         }
-        for (t0 = 0; t0 < job->n; t0 += job->tb) {
+        /* prefill: the panel after this one (next k block, else the first
+         * of the task this thread most likely takes next) */
+        if (!job->bounds) {
+            int64_t nc = c0 + job->kc, pr0 = r0;
+            int pnr = nr, next = task + job->n_threads;
+            if (nc >= w->cols) {
+                nc = 0;
+                pr0 = (int64_t)next * job->task_rows;
+                pnr = next < job->n_tasks ? (int)(pr0 + job->task_rows < w->rows ? job->task_rows
+                                                                                  : w->rows - pr0) : 0;
+            }
+            pf_next = pnr > 0;
+            pf_r0 = pr0;
+            pf_nr = pnr;
+            pf_c = nc;
+            pf_kc = w->cols - nc < job->kc ? w->cols - nc : job->kc;
+        }
+        for (t0 = 0, blk = 0; t0 < job->n; t0 += job->tb, blk++) {
             int nt = job->n - t0 < job->tb ? job->n - t0 : job->tb;
+            if (pf_next)
+                prefetch_panel(job, pf_r0, pf_nr, pf_c, pf_kc, blk, n_blk);
             tile(kcur, nr, nt, wp, ws, xb + (size_t)t0 * job->x_stride, job->x_stride,
                  job->y + (size_t)t0 * (size_t)w->rows + (size_t)r0, (size_t)w->rows, c0 > 0);
         }
     }
 }
 
-pio_status pio_matmul_kernels(const pio_kernels *kt, pio_threadpool *tp, float *y,
-                              const float *x, int n, const pio_wmat *w)
+/* Bytes per row of W as the tile kernels step through it. */
+static size_t w_stride_of(const pio_wmat *w, int kind)
+{
+    return kind == PIO_ACT_F32 ? (size_t)w->cols * pio_dtype_size(w->dtype)
+                               : pio_dtype_row_bytes(w->dtype, w->cols);
+}
+
+/*
+ * Prefill (n > GEMV_MAX_N): a task is a block of ROW_BLOCK rows; k is cut
+ * into blocks and tokens into blocks (see the top of the file).
+ */
+static pio_status matmul_prefill(const pio_kernels *kt, pio_threadpool *tp, float *y,
+                                 const float *x, int n, const pio_wmat *w)
 {
     int n_threads = pio_threadpool_size(tp);
     int kind = pio_act_kind_of(w->dtype);
-    int be = pio_dtype_block_elems(w->dtype);
     mm_job job;
     uint8_t *buf = NULL;
-    size_t buf_size = 0, got = 0, x_bytes = 0, panel_bytes = 0;
-    int64_t bounds[GEMV_MAX_TASKS + 1];
-    int n_tasks = 0;
-
-    if (kind < 0 || !kt || !kt->tile[w->dtype])
-        return pio_error(PIO_STATUS_ERR_UNSUPPORTED, "matmul: weight dtype %s has no kernel",
-                         pio_dtype_name(w->dtype));
-    if (be <= 0 || w->cols % be != 0 || w->rows < 0 || n < 0)
-        return pio_error(PIO_STATUS_ERR_SHAPE, "matmul: %s weight of %lld x %lld (cols must be "
-                         "a multiple of %d), batch %d", pio_dtype_name(w->dtype),
-                         (long long)w->rows, (long long)w->cols, be, n);
-    if (w->dtype == PIO_DTYPE_Q4_0_X8 && w->rows % PIO_Q4_0_X8_ROWS != 0)
-        return pio_error(PIO_STATUS_ERR_SHAPE, "matmul: %s weight of %lld rows (must be a "
-                         "multiple of %d)", pio_dtype_name(w->dtype), (long long)w->rows,
-                         PIO_Q4_0_X8_ROWS);
-    if (n == 0 || w->rows == 0)
-        return PIO_STATUS_OK;
+    size_t buf_size = 0, got = 0, x_bytes = 0, panel_bytes = 0, xb;
+    int n_tasks;
 
     memset(&job, 0, sizeof job);
     job.kt = kt;
@@ -248,53 +289,29 @@ pio_status pio_matmul_kernels(const pio_kernels *kt, pio_threadpool *tp, float *
     job.kind = kind;
     job.y = y;
     job.n = n;
-    job.w_stride = kind == PIO_ACT_F32 ? (size_t)w->cols * pio_dtype_size(w->dtype)
-                                       : pio_dtype_row_bytes(w->dtype, w->cols);
+    job.w_stride = w_stride_of(w, kind);
     job.x_stride = pio_act_row_bytes((pio_act_kind)kind, w->cols);
-
-    if (n <= GEMV_MAX_N) {
-        /* guided: each task takes 1/(GEMV_SHARE·threads) of the rows left,
-         * whole micro-kernels (4 rows, or two 8-row groups of Q4_0_X8),
-         * at least GEMV_MIN_ROWS; the last task takes the rest */
-        int64_t align = w->dtype == PIO_DTYPE_Q4_0_X8 ? 16 : 4, r = 0;
-        while (r < w->rows) {
-            int64_t per = (w->rows - r) / ((int64_t)GEMV_SHARE * n_threads);
-            per = (per + align - 1) / align * align;
-            if (per < GEMV_MIN_ROWS)
-                per = GEMV_MIN_ROWS;
-            if (n_tasks == GEMV_MAX_TASKS - 1 || r + per > w->rows)
-                per = w->rows - r;
-            bounds[n_tasks++] = r;
-            r += per;
-        }
-        bounds[n_tasks] = w->rows;
-        job.bounds = bounds;
+    job.task_rows = ROW_BLOCK;
+    /* Below PACK_MIN_N tokens, k is not blocked: each row then sums in
+     * the decode path's order, so a token's row is bit-identical whether
+     * it runs alone or in a batch of up to PACK_MIN_N-1 (batch invariance
+     * for the server; blocking k would cost decode ~20% instead). */
+    job.kc = n < PACK_MIN_N ? w->cols : kind == PIO_ACT_F32 ? KC_FLOAT : KC_QUANT;
+    if (job.kc > w->cols)
         job.kc = w->cols;
-        job.tb = n;
-    } else {
-        size_t xb;
-        job.task_rows = ROW_BLOCK;
-        /* Below PACK_MIN_N tokens, k is not blocked: each row then sums in
-         * the decode path's order, so a token's row is bit-identical whether
-         * it runs alone or in a batch of up to PACK_MIN_N-1 (batch invariance
-         * for the server; blocking k would cost decode ~20% instead). */
-        job.kc = n < PACK_MIN_N ? w->cols : kind == PIO_ACT_F32 ? KC_FLOAT : KC_QUANT;
-        if (job.kc > w->cols)
-            job.kc = w->cols;
-        xb = pio_act_row_bytes((pio_act_kind)kind, job.kc);
-        job.tb = (int)(X_BLOCK_BYTES / (xb ? xb : 1));
-        job.tb = job.tb < 4 ? 4 : job.tb > 64 ? 64 : job.tb & ~1;
-        /* A float matrix whose k fits one block keeps the f32 panel and
-         * tile_f32, which sum in the decode path's order; the packed float
-         * kernels change the order, so they run only where k blocking
-         * already has (the server's recompute after preemption then stays
-         * exact on small float models). */
-        if (kt->pack[w->dtype] && n >= PACK_MIN_N && (kind != PIO_ACT_F32 || w->cols > KC_FLOAT)) {
-            job.pack_bytes = (kt->pack_size[w->dtype](ROW_BLOCK, job.kc) + 63) & ~(size_t)63;
-            panel_bytes = (size_t)n_threads * job.pack_bytes;
-        } else if (w->dtype == PIO_DTYPE_F16 || w->dtype == PIO_DTYPE_BF16) {
-            panel_bytes = (size_t)n_threads * ROW_BLOCK * (size_t)job.kc * sizeof(float);
-        }
+    xb = pio_act_row_bytes((pio_act_kind)kind, job.kc);
+    job.tb = (int)(X_BLOCK_BYTES / (xb ? xb : 1));
+    job.tb = job.tb < 4 ? 4 : job.tb > 64 ? 64 : job.tb & ~1;
+    /* A float matrix whose k fits one block keeps the f32 panel and
+     * tile_f32, which sum in the decode path's order; the packed float
+     * kernels change the order, so they run only where k blocking
+     * already has (the server's recompute after preemption then stays
+     * exact on small float models). */
+    if (kt->pack[w->dtype] && n >= PACK_MIN_N && (kind != PIO_ACT_F32 || w->cols > KC_FLOAT)) {
+        job.pack_bytes = (kt->pack_size[w->dtype](ROW_BLOCK, job.kc) + 63) & ~(size_t)63;
+        panel_bytes = (size_t)n_threads * job.pack_bytes;
+    } else if (w->dtype == PIO_DTYPE_F16 || w->dtype == PIO_DTYPE_BF16) {
+        panel_bytes = (size_t)n_threads * ROW_BLOCK * (size_t)job.kc * sizeof(float);
     }
     if (kind != PIO_ACT_F32)
         x_bytes = (size_t)n * job.x_stride;
@@ -319,15 +336,169 @@ pio_status pio_matmul_kernels(const pio_kernels *kt, pio_threadpool *tp, float *
                            (n + QUANT_ROWS_PER_TASK - 1) / QUANT_ROWS_PER_TASK, quant_task, &qj);
         job.x = buf;
     }
-
-    if (!job.bounds)
-        n_tasks = (int)((w->rows + job.task_rows - 1) / job.task_rows);
+    n_tasks = (int)((w->rows + job.task_rows - 1) / job.task_rows);
+    job.n_tasks = n_tasks;
+    job.n_threads = n_threads;
     pio_threadpool_run(tp, n_tasks, mm_task, &job);
     scratch_put(buf, got);
     return PIO_STATUS_OK;
 }
 
+/* Rejects a weight the kernels cannot run (its dtype or shape) with a clear error. */
+static pio_status check_weight(const pio_kernels *kt, const pio_wmat *w, int n)
+{
+    int be = pio_dtype_block_elems(w->dtype);
+    if (pio_act_kind_of(w->dtype) < 0 || !kt || !kt->tile[w->dtype])
+        return pio_error(PIO_STATUS_ERR_UNSUPPORTED, "matmul: weight dtype %s has no kernel",
+                         pio_dtype_name(w->dtype));
+    if (be <= 0 || w->cols % be != 0 || w->rows < 0 || n < 0)
+        return pio_error(PIO_STATUS_ERR_SHAPE, "matmul: %s weight of %lld x %lld (cols must be "
+                         "a multiple of %d), batch %d", pio_dtype_name(w->dtype),
+                         (long long)w->rows, (long long)w->cols, be, n);
+    if (w->dtype == PIO_DTYPE_Q4_0_X8 && w->rows % PIO_Q4_0_X8_ROWS != 0)
+        return pio_error(PIO_STATUS_ERR_SHAPE, "matmul: %s weight of %lld rows (must be a "
+                         "multiple of %d)", pio_dtype_name(w->dtype), (long long)w->rows,
+                         PIO_Q4_0_X8_ROWS);
+    return PIO_STATUS_OK;
+}
+
+/* Runs task `task` of the whole call on the matrix whose range holds it. */
+typedef struct mm_multi {
+    mm_job *jobs;
+    int count;
+    int first[PIO_MATMUL_MULTI_MAX + 1];   /* matrix j: tasks [first[j], first[j+1]) */
+} mm_multi;
+
+static void multi_task(void *p, int task, int thread)
+{
+    mm_multi *m = p;
+    int j = 0;
+    while (task >= m->first[j + 1])
+        j++;
+    mm_task(&m->jobs[j], task - m->first[j], thread);
+}
+
+/*
+ * Decode: `count` matrices that multiply the same x in one pool round (one
+ * activation conversion, no barrier between them). Guided task sizes: each
+ * task takes 1/(GEMV_SHARE·threads) of the rows left in the whole call, in
+ * whole micro-kernels (4 rows, or two 8-row groups of Q4_0_X8), at least
+ * GEMV_MIN_ROWS, and never crosses a matrix; a matrix's last task takes its
+ * rest. Every row is summed by one task over all of k, so the results equal
+ * separate calls bit for bit.
+ */
+static pio_status matmul_decode(const pio_kernels *kt, pio_threadpool *tp, int count,
+                                float *const *ys, const float *x, int n, const pio_wmat *const *ws)
+{
+    int n_threads = pio_threadpool_size(tp), kind = pio_act_kind_of(ws[0]->dtype), j;
+    int64_t bounds[GEMV_MAX_TASKS + PIO_MATMUL_MULTI_MAX + 1], left = 0;
+    int64_t *bj = bounds;
+    int n_tasks = 0;
+    size_t x_stride = pio_act_row_bytes((pio_act_kind)kind, ws[0]->cols), got = 0;
+    uint8_t *buf = NULL;
+    mm_job jobs[PIO_MATMUL_MULTI_MAX];
+    mm_multi multi;
+
+    memset(jobs, 0, sizeof jobs);
+    memset(&multi, 0, sizeof multi);
+    for (j = 0; j < count; j++)
+        left += ws[j]->rows;
+    if (kind != PIO_ACT_F32) {
+        buf = scratch_get((size_t)n * x_stride, &got);
+        if (!buf)
+            return pio_error(PIO_STATUS_ERR_NOMEM, "matmul: out of memory for %zu bytes of scratch",
+                             (size_t)n * x_stride);
+        quant_job qj = { kt, kind, x, buf, x_stride, ws[0]->cols, n };
+        pio_threadpool_run(NULL, (n + QUANT_ROWS_PER_TASK - 1) / QUANT_ROWS_PER_TASK, quant_task, &qj);
+    }
+    for (j = 0; j < count; j++) {
+        const pio_wmat *w = ws[j];
+        int64_t align = w->dtype == PIO_DTYPE_Q4_0_X8 ? 16 : 4, r = 0;
+        int local = 0;
+        mm_job *job = &jobs[j];
+
+        job->kt = kt;
+        job->w = w;
+        job->kind = kind;
+        job->y = ys[j];
+        job->n = n;
+        job->x = kind == PIO_ACT_F32 ? (const uint8_t *)x : buf;
+        job->x_stride = x_stride;
+        job->w_stride = w_stride_of(w, kind);
+        job->kc = w->cols;
+        job->tb = n;
+        job->bounds = bj;
+        multi.first[j] = n_tasks;
+        while (r < w->rows) {
+            int64_t per = left / ((int64_t)GEMV_SHARE * n_threads);
+            per = (per + align - 1) / align * align;
+            if (per < GEMV_MIN_ROWS)
+                per = GEMV_MIN_ROWS;
+            if (n_tasks + local >= GEMV_MAX_TASKS - (count - j) || r + per > w->rows)
+                per = w->rows - r;
+            bj[local++] = r;
+            r += per;
+            left -= per;
+        }
+        bj[local] = w->rows;
+        bj += local + 1;
+        n_tasks += local;
+    }
+    multi.first[count] = n_tasks;
+    multi.jobs = jobs;
+    multi.count = count;
+    pio_threadpool_run(tp, n_tasks, multi_task, &multi);
+    scratch_put(buf, got);
+    return PIO_STATUS_OK;
+}
+
+pio_status pio_matmul_multi_kernels(const pio_kernels *kt, pio_threadpool *tp, int count,
+                                    float *const *ys, const float *x, int n,
+                                    const pio_wmat *const *ws)
+{
+    int j, live = 0;
+    pio_status st;
+    const pio_wmat *wl[PIO_MATMUL_MULTI_MAX];
+    float *yl[PIO_MATMUL_MULTI_MAX];
+
+    if (count < 1 || count > PIO_MATMUL_MULTI_MAX)
+        return pio_error(PIO_STATUS_ERR_INVALID_ARG, "matmul: %d matrices in one call (1..%d)", count,
+                         PIO_MATMUL_MULTI_MAX);
+    for (j = 0; j < count; j++) {
+        if ((st = check_weight(kt, ws[j], n)))
+            return st;
+        if (ws[j]->rows > 0) {
+            wl[live] = ws[j];
+            yl[live++] = ys[j];
+        }
+    }
+    if (n == 0 || live == 0)
+        return PIO_STATUS_OK;
+    for (j = 1; j < live; j++)
+        if (wl[j]->cols != wl[0]->cols || pio_act_kind_of(wl[j]->dtype) != pio_act_kind_of(wl[0]->dtype))
+            break;
+    if (n <= GEMV_MAX_N && j == live)
+        return matmul_decode(kt, tp, live, yl, x, n, wl);
+    for (j = 0; j < live; j++)                  /* prefill, or x in different formats */
+        if ((st = n <= GEMV_MAX_N ? matmul_decode(kt, tp, 1, &yl[j], x, n, &wl[j])
+                                  : matmul_prefill(kt, tp, yl[j], x, n, wl[j])))
+            return st;
+    return PIO_STATUS_OK;
+}
+
+pio_status pio_matmul_kernels(const pio_kernels *kt, pio_threadpool *tp, float *y,
+                              const float *x, int n, const pio_wmat *w)
+{
+    return pio_matmul_multi_kernels(kt, tp, 1, &y, x, n, &w);
+}
+
 pio_status pio_matmul(pio_threadpool *tp, float *y, const float *x, int n, const pio_wmat *w)
 {
     return pio_matmul_kernels(pio_kernels_get(), tp, y, x, n, w);
+}
+
+pio_status pio_matmul_multi(pio_threadpool *tp, int count, float *const *ys, const float *x, int n,
+                            const pio_wmat *const *ws)
+{
+    return pio_matmul_multi_kernels(pio_kernels_get(), tp, count, ys, x, n, ws);
 }
