@@ -16,7 +16,11 @@
  *      stays in L1/L2 while every token block passes over it: W is read from
  *      memory once per call, activations once per row block from L2/L3.
  *      F16/BF16 panels are converted to f32 once per task and thread; a level
- *      may instead pack panels into its own layout (kernels->pack).
+ *      may instead pack panels into its own layout (kernels->pack). The next
+ *      panel is prefetched while the current one is computed.
+ *   3. pio_matmul_multi: in decode, matrices of the same x (q/k/v, gate/up)
+ *      share one activation conversion and one pool round planned over all
+ *      their rows; prefill runs them one after the other.
  * Scratch comes from a small process-wide cache (no malloc per call once
  * warm); it is reachable from a global at all times, so nothing leaks.
  */

@@ -6,6 +6,7 @@
  *   vzero vset1 vld vst vfma vmul vsub vmax   (vfma(a, b, c) = a·b + c);
  *   vld_f16 vld_bf16            VW row elements as f32;
  *   vhsum vhmax                 horizontal sum / max;
+ *   VHSUM_4X2, vhsum_4x2        optional: the 8 sums of 4 rows x 2 keys at once;
  *   vexp                        e^x for x <= 0 (0 below -87.3), ~1 ulp;
  *   ATTN_ISA                    the suffix of the init function.
  * The steps are those of pio_attn_tile_ref: scores for 4 rows x 2 keys at a
@@ -51,6 +52,12 @@ AI void scores_rows(const pio_attn_tile *t, int r0, const int R, int nk, pio_dty
                 a1[i] = vfma(qv, k1, a1[i]);
             }
         }
+#ifdef VHSUM_4X2
+        if (R == 4) {
+            vhsum_4x2(a0, a1, s + j, TK);
+            continue;
+        }
+#endif
 #pragma GCC unroll 4
         for (i = 0; i < R; i++) {
             s[(size_t)i * TK + j] = vhsum(a0[i]);
