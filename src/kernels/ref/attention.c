@@ -285,7 +285,7 @@ static void attn_task(void *ctx, int task, int thread)
          * rows (hpt = n_kv_heads) are runs of contiguous rows, which they
          * follow, and a software burst of the next tile (4096 lines at
          * Qwen3-4B's shape) only got in their way: decode at 8K context ran
-         * ~10% faster without it (attn_bench) */
+         * 5-10% faster without it (attn_bench, alternated runs) */
         if (kp + TK < k1 && r->hpt < r->n_kv_heads)
             prefetch_tile(r, qt->seq, kp + TK, k1, k_off0, (size_t)r->hpt * head_bytes);
         while (j < nk) {                     /* row pointers, one block run at a time */

@@ -366,13 +366,13 @@ static pio_status check_weight(const pio_kernels *kt, const pio_wmat *w, int n)
     return PIO_STATUS_OK;
 }
 
-/* Runs task `task` of the whole call on the matrix whose range holds it. */
+/* The matrices of one decode call and the range of tasks each one owns. */
 typedef struct mm_multi {
     mm_job *jobs;
-    int count;
     int first[PIO_MATMUL_MULTI_MAX + 1];   /* matrix j: tasks [first[j], first[j+1]) */
 } mm_multi;
 
+/* Task `task` of the whole call, run on the matrix whose range holds it. */
 static void multi_task(void *p, int task, int thread)
 {
     mm_multi *m = p;
@@ -450,7 +450,6 @@ static pio_status matmul_decode(const pio_kernels *kt, pio_threadpool *tp, int c
     }
     multi.first[count] = n_tasks;
     multi.jobs = jobs;
-    multi.count = count;
     pio_threadpool_run(tp, n_tasks, multi_task, &multi);
     scratch_put(buf, got);
     return PIO_STATUS_OK;
