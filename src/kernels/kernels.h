@@ -66,8 +66,8 @@ pio_status pio_matmul(pio_threadpool *tp, float *y, const float *x, int n, const
 /*
  * ys[j][n][ws[j]->rows] = x · ws[j]ᵀ for count (1..PIO_MATMUL_MULTI_MAX)
  * matrices of the same x (q/k/v, gate/up). Results equal count pio_matmul
- * calls bit for bit; in decode the matrices share one activation conversion
- * and one pool round (no barrier between them).
+ * calls bit for bit. The matrices share one activation conversion, and in
+ * decode one pool round (no barrier between them).
  */
 pio_status pio_matmul_multi(pio_threadpool *tp, int count, float *const *ys, const float *x, int n,
                             const pio_wmat *const *ws);

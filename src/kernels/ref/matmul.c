@@ -18,9 +18,9 @@
  *      F16/BF16 panels are converted to f32 once per task and thread; a level
  *      may instead pack panels into its own layout (kernels->pack). The next
  *      panel is prefetched while the current one is computed.
- *   3. pio_matmul_multi: in decode, matrices of the same x (q/k/v, gate/up)
- *      share one activation conversion and one pool round planned over all
- *      their rows; prefill runs them one after the other.
+ *   3. pio_matmul_multi: matrices of the same x (q/k/v, gate/up) share one
+ *      activation conversion; in decode also one pool round planned over
+ *      all their rows, while prefill runs them one after the other.
  * Scratch comes from a small process-wide cache (no malloc per call once
  * warm); it is reachable from a global at all times, so nothing leaks.
  */
@@ -135,6 +135,16 @@ static void quant_task(void *p, int task, int thread)
         else
             job->kt->quantize_q8_K(xt, out, job->k);
     }
+}
+
+/* x[n][cols] (f32) -> out[n][x_stride] in activation format `kind`, on the
+ * pool when there are more than QUANT_ROWS_PER_TASK rows. */
+static void convert_x(const pio_kernels *kt, pio_threadpool *tp, int kind, const float *x, int n,
+                      int64_t cols, size_t x_stride, uint8_t *out)
+{
+    quant_job qj = { kt, kind, x, out, x_stride, cols, n };
+    pio_threadpool_run(n > QUANT_ROWS_PER_TASK ? tp : NULL,
+                       (n + QUANT_ROWS_PER_TASK - 1) / QUANT_ROWS_PER_TASK, quant_task, &qj);
 }
 
 /* ---- the matmul tasks ------------------------------------------------------- */
@@ -275,10 +285,11 @@ static size_t w_stride_of(const pio_wmat *w, int kind)
 
 /*
  * Prefill (n > GEMV_MAX_N): a task is a block of ROW_BLOCK rows; k is cut
- * into blocks and tokens into blocks (see the top of the file).
+ * into blocks and tokens into blocks (see the top of the file). xq: x
+ * already converted to W's activation format, or NULL to convert it here.
  */
 static pio_status matmul_prefill(const pio_kernels *kt, pio_threadpool *tp, float *y,
-                                 const float *x, int n, const pio_wmat *w)
+                                 const float *x, const uint8_t *xq, int n, const pio_wmat *w)
 {
     int n_threads = pio_threadpool_size(tp);
     int kind = pio_act_kind_of(w->dtype);
@@ -317,7 +328,7 @@ static pio_status matmul_prefill(const pio_kernels *kt, pio_threadpool *tp, floa
     } else if (w->dtype == PIO_DTYPE_F16 || w->dtype == PIO_DTYPE_BF16) {
         panel_bytes = (size_t)n_threads * ROW_BLOCK * (size_t)job.kc * sizeof(float);
     }
-    if (kind != PIO_ACT_F32)
+    if (kind != PIO_ACT_F32 && !xq)
         x_bytes = (size_t)n * job.x_stride;
     buf_size = ((x_bytes + 63) & ~(size_t)63) + panel_bytes;
     if (buf_size) {
@@ -334,10 +345,10 @@ static pio_status matmul_prefill(const pio_kernels *kt, pio_threadpool *tp, floa
 
     if (kind == PIO_ACT_F32) {
         job.x = (const uint8_t *)x;
+    } else if (xq) {
+        job.x = xq;
     } else {
-        quant_job qj = { kt, kind, x, buf, job.x_stride, w->cols, n };
-        pio_threadpool_run(n > QUANT_ROWS_PER_TASK ? tp : NULL,
-                           (n + QUANT_ROWS_PER_TASK - 1) / QUANT_ROWS_PER_TASK, quant_task, &qj);
+        convert_x(kt, tp, kind, x, n, w->cols, job.x_stride, buf);
         job.x = buf;
     }
     n_tasks = (int)((w->rows + job.task_rows - 1) / job.task_rows);
@@ -412,8 +423,7 @@ static pio_status matmul_decode(const pio_kernels *kt, pio_threadpool *tp, int c
         if (!buf)
             return pio_error(PIO_STATUS_ERR_NOMEM, "matmul: out of memory for %zu bytes of scratch",
                              (size_t)n * x_stride);
-        quant_job qj = { kt, kind, x, buf, x_stride, ws[0]->cols, n };
-        pio_threadpool_run(NULL, (n + QUANT_ROWS_PER_TASK - 1) / QUANT_ROWS_PER_TASK, quant_task, &qj);
+        convert_x(kt, tp, kind, x, n, ws[0]->cols, x_stride, buf);
     }
     for (j = 0; j < count; j++) {
         const pio_wmat *w = ws[j];
@@ -482,9 +492,23 @@ pio_status pio_matmul_multi_kernels(const pio_kernels *kt, pio_threadpool *tp, i
             break;
     if (n <= GEMV_MAX_N && j == live)
         return matmul_decode(kt, tp, live, yl, x, n, wl);
-    for (j = 0; j < live; j++)                  /* prefill, or x in different formats */
+    if (n > GEMV_MAX_N && j == live && live > 1 && pio_act_kind_of(wl[0]->dtype) != PIO_ACT_F32) {
+        /* prefill of matrices of one activation format: convert x once */
+        int kind = pio_act_kind_of(wl[0]->dtype);
+        size_t x_stride = pio_act_row_bytes((pio_act_kind)kind, wl[0]->cols), got = 0;
+        uint8_t *xq = scratch_get((size_t)n * x_stride, &got);
+        if (!xq)
+            return pio_error(PIO_STATUS_ERR_NOMEM, "matmul: out of memory for %zu bytes of scratch",
+                             (size_t)n * x_stride);
+        convert_x(kt, tp, kind, x, n, wl[0]->cols, x_stride, xq);
+        for (j = 0, st = PIO_STATUS_OK; j < live && !st; j++)
+            st = matmul_prefill(kt, tp, yl[j], x, xq, n, wl[j]);
+        scratch_put(xq, got);
+        return st;
+    }
+    for (j = 0; j < live; j++)                  /* one matrix, or x in different formats */
         if ((st = n <= GEMV_MAX_N ? matmul_decode(kt, tp, 1, &yl[j], x, n, &wl[j])
-                                  : matmul_prefill(kt, tp, yl[j], x, n, wl[j])))
+                                  : matmul_prefill(kt, tp, yl[j], x, NULL, n, wl[j])))
             return st;
     return PIO_STATUS_OK;
 }
