@@ -119,20 +119,20 @@ static double bandwidth(pio_threadpool *tp, int reps)
 
 /* ---- weights ------------------------------------------------------------------- */
 
-/* rows x cols of dtype dt: 16 quantized random rows repeated (Q4_0_X8: Q4_0
- * rows repacked 8 at a time, rows a multiple of 8). */
+/* rows x cols of dtype dt: 16 quantized random rows repeated (X8 layouts:
+ * plain rows repacked 8 at a time, rows a multiple of 8). */
 static void *make_weights(pio_dtype dt, int64_t rows, int64_t cols)
 {
     size_t rb = pio_dtype_row_bytes(dt, cols);
     uint8_t *w, *seed;
     float *f;
     int64_t r, i;
-    if (dt == PIO_DTYPE_Q4_0_X8) {
-        uint8_t *q = make_weights(PIO_DTYPE_Q4_0, rows, cols);
+    if (pio_dtype_is_x8(dt)) {
+        uint8_t *q = make_weights(pio_x8_base(dt), rows, cols);
         w = q ? malloc(rb * (size_t)rows) : NULL;
         if (w)
             for (r = 0; r + 8 <= rows; r += 8)
-                pio_q4_0_x8_pack(w + (size_t)r * rb, q + (size_t)r * rb, rb, cols);
+                pio_x8_pack(dt, w + (size_t)r * rb, q + (size_t)r * rb, rb, cols);
         free(q);
         return w;
     }
@@ -181,9 +181,9 @@ int main(int argc, char **argv)
 {
     static const int64_t shapes[][2] = { { 9728, 2560 }, { 2560, 9728 }, { 4096, 2560 } };
     int threads[4] = { 1, 2 }, n_threads = 2;
-    int dtypes[16] = { PIO_DTYPE_F32, PIO_DTYPE_BF16, PIO_DTYPE_F16, PIO_DTYPE_Q8_0, PIO_DTYPE_Q4_0,
-                       PIO_DTYPE_Q4_0_X8, PIO_DTYPE_Q4_K, PIO_DTYPE_Q6_K };
-    int n_dtypes = 8, levels[PIO_CPU_LEVEL_COUNT], n_levels = 1, reps = 5, gemm_n = 512;
+    int dtypes[16] = { PIO_DTYPE_F32, PIO_DTYPE_BF16, PIO_DTYPE_F16, PIO_DTYPE_Q8_0, PIO_DTYPE_Q8_0_X8,
+                       PIO_DTYPE_Q4_0, PIO_DTYPE_Q4_0_X8, PIO_DTYPE_Q4_K, PIO_DTYPE_Q6_K };
+    int n_dtypes = 9, levels[PIO_CPU_LEVEL_COUNT], n_levels = 1, reps = 5, gemm_n = 512;
     int do_gemm = 1, do_gemv = 1, hot = 0;
     int ti, di, li, a;
     double bw[4] = { 0 };

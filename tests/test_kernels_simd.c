@@ -14,10 +14,11 @@
  *  4. pio_matmul end-to-end for every level and dtype with 1 and 3 threads,
  *     decode (n <= 4) and prefill shapes, against the references;
  *  5. argument errors;
- *  6. the Q4_0_X8 layout (8 Q4_0 rows interleaved): pack/unpack round trip,
- *     row lookup, every level's tiles (and packed prefill) against the scalar
- *     level, which equals the plain Q4_0 tile bit for bit, and pio_matmul on
- *     the repacked matrix against plain Q4_0 (batch invariance included).
+ *  6. the Q4_0_X8 and Q8_0_X8 layouts (8 rows interleaved): pack/unpack
+ *     round trip, row lookup, every level's tiles (and packed prefill)
+ *     against the scalar level, which equals the plain format's tile bit for
+ *     bit, and pio_matmul on the repacked matrix against the plain format
+ *     (batch invariance included).
  * Errors are measured relative to Σ|w·x| of the row (the scale of the
  * products), so cancellation in the sum does not inflate them.
  */
@@ -405,21 +406,23 @@ static void test_matmul(pio_threadpool *tp1, pio_threadpool *tp3)
     }
 }
 
-/* ---- 6. Q4_0_X8 ------------------------------------------------------------------------ */
+/* ---- 6. Q4_0_X8 and Q8_0_X8 ------------------------------------------------------------ */
 
-/* Repack rows (a multiple of 8) of Q4_0 into a new Q4_0_X8 buffer. */
-static void *to_x8(const void *q, int64_t rows, int64_t k)
+/* Repack rows (a multiple of 8) of x8's plain format into a new x8 buffer. */
+static void *to_x8(pio_dtype x8, const void *q, int64_t rows, int64_t k)
 {
-    size_t rb = pio_dtype_row_bytes(PIO_DTYPE_Q4_0, k);
+    size_t rb = pio_dtype_row_bytes(pio_x8_base(x8), k);
     uint8_t *o = check_malloc(rb * (size_t)rows);
     int64_t r;
     for (r = 0; r < rows; r += 8)
-        pio_q4_0_x8_pack(o + (size_t)r * rb, (const uint8_t *)q + (size_t)r * rb, rb, k);
+        pio_x8_pack(x8, o + (size_t)r * rb, (const uint8_t *)q + (size_t)r * rb, rb, k);
     return o;
 }
 
-static void test_x8_layout(void)
+static void test_x8_layout(pio_dtype x8dt)
 {
+    const pio_dtype base = pio_x8_base(x8dt);
+    const char *name = pio_dtype_name(x8dt);
     static const int64_t ks[] = { 32, 96, 256, 2592, 2816 };
     static const int nrs[] = { 8, 16, 24, 32, 40 };
     static const int nts[] = { 1, 2, 3, 5, 17 };
@@ -429,50 +432,50 @@ static void test_x8_layout(void)
     double worst_lvl = 0;
     for (ki = 0; ki < sizeof ks / sizeof ks[0]; ki++) {
         int64_t k = ks[ki];
-        size_t rb = pio_dtype_row_bytes(PIO_DTYPE_Q4_0, k), xs;
-        void *q = make_w(PIO_DTYPE_Q4_0, maxr, k);
-        uint8_t *x8 = to_x8(q, maxr, k), *back = check_malloc(rb * maxr);
+        size_t rb = pio_dtype_row_bytes(base, k), xs;
+        void *q = make_w(base, maxr, k);
+        uint8_t *x8 = to_x8(x8dt, q, maxr, k), *back = check_malloc(rb * maxr);
         float *x = check_malloc(sizeof(float) * (size_t)(maxt * k));
         float *yq = check_malloc(sizeof(float) * (size_t)(maxr * maxt));
         float *ysc = check_malloc(sizeof(float) * (size_t)(maxr * maxt));
         float *y = check_malloc(sizeof(float) * (size_t)(maxr * maxt));
         float *ra = check_malloc(sizeof(float) * (size_t)k), *rbuf = check_malloc(sizeof(float) * (size_t)k);
         double *mag = check_malloc(sizeof(double) * (size_t)(maxr * maxt));
-        pio_wmat wq = { PIO_DTYPE_Q4_0, q, maxr, k }, wx = { PIO_DTYPE_Q4_0_X8, x8, maxr, k };
+        pio_wmat wq = { base, q, maxr, k }, wx = { x8dt, x8, maxr, k };
         uint8_t *a;
         int r, t, l;
 
         /* same bytes, round trip, row lookup */
-        CHECK(pio_dtype_row_bytes(PIO_DTYPE_Q4_0_X8, k) == rb, "Q4_0_X8 rows take Q4_0's bytes");
+        CHECK(pio_dtype_row_bytes(x8dt, k) == rb, "%s rows take its plain format's bytes", name);
         for (r = 0; r < maxr; r += 8)
-            pio_q4_0_x8_unpack(back + (size_t)r * rb, rb, x8 + (size_t)r * rb, k);
-        CHECK(memcmp(back, q, rb * maxr) == 0, "Q4_0_X8 pack/unpack round trip k=%lld", (long long)k);
-        CHECK(memcmp(x8, q, rb * maxr) != 0 || k == 0, "the layout differs from Q4_0");
+            pio_x8_unpack(x8dt, back + (size_t)r * rb, rb, x8 + (size_t)r * rb, k);
+        CHECK(memcmp(back, q, rb * maxr) == 0, "%s pack/unpack round trip k=%lld", name, (long long)k);
+        CHECK(memcmp(x8, q, rb * maxr) != 0 || k == 0, "the layout differs from %s", pio_dtype_name(base));
         for (r = 0; r < maxr; r++) {
             pio_wmat_row_f32(&wq, r, ra);
             pio_wmat_row_f32(&wx, r, rbuf);
-            CHECK(memcmp(ra, rbuf, sizeof(float) * (size_t)k) == 0, "Q4_0_X8 row %d lookup k=%lld", r,
+            CHECK(memcmp(ra, rbuf, sizeof(float) * (size_t)k) == 0, "%s row %d lookup k=%lld", name, r,
                   (long long)k);
         }
 
         fill_x(x, maxt, k);
-        a = make_act(PIO_DTYPE_Q4_0, x, maxt, k, &xs);
-        sc->tile[PIO_DTYPE_Q4_0](k, maxr, maxt, q, rb, a, xs, yq, maxr, false);
-        sc->tile[PIO_DTYPE_Q4_0_X8](k, maxr, maxt, x8, rb, a, xs, ysc, maxr, false);
+        a = make_act(base, x, maxt, k, &xs);
+        sc->tile[base](k, maxr, maxt, q, rb, a, xs, yq, maxr, false);
+        sc->tile[x8dt](k, maxr, maxt, x8, rb, a, xs, ysc, maxr, false);
         CHECK(memcmp(yq, ysc, sizeof(float) * (size_t)(maxr * maxt)) == 0,
-              "scalar Q4_0_X8 tile equals the Q4_0 tile, k=%lld", (long long)k);
+              "scalar %s tile equals the %s tile, k=%lld", name, pio_dtype_name(base), (long long)k);
         for (t = 0; t < maxt; t++)
             for (r = 0; r < maxr; r++)
-                mag[t * maxr + r] = mag_row(PIO_DTYPE_Q4_0, (const uint8_t *)q + (size_t)r * rb,
+                mag[t * maxr + r] = mag_row(base, (const uint8_t *)q + (size_t)r * rb,
                                             x + (size_t)t * k, k, ra);
         for (l = 0; l < 2 * n_levels; l++) {
             const pio_kernels *kt = levels[l / 2];
             bool packed = l % 2 == 1;
-            pio_dtype dt = PIO_DTYPE_Q4_0_X8;
+            pio_dtype dt = x8dt;
             pio_tile_fn tile = packed ? kt->tile_packed[dt] : kt->tile[dt];
             if (packed && !kt->pack[dt])
                 continue;
-            CHECK(tile != NULL, "%s has a Q4_0_X8 tile", pio_cpu_level_name(kt->level));
+            CHECK(tile != NULL, "%s has a %s tile", pio_cpu_level_name(kt->level), name);
             if (!tile)
                 continue;
             for (ri = 0; ri < sizeof nrs / sizeof nrs[0]; ri++) {
@@ -496,8 +499,9 @@ static void test_x8_layout(void)
                                 float got = y[t * maxr + r];
                                 if (r >= nr || t >= nt) {
                                     CHECK(got == (acc ? 1.0f : -7.0f),
-                                          "%s%s Q4_0_X8 tile wrote outside %dx%d at r=%d t=%d",
-                                          pio_cpu_level_name(kt->level), packed ? " packed" : "", nr, nt, r, t);
+                                          "%s%s %s tile wrote outside %dx%d at r=%d t=%d",
+                                          pio_cpu_level_name(kt->level), packed ? " packed" : "", name, nr, nt,
+                                          r, t);
                                 } else {
                                     double e = fabs((double)got - (acc ? 1.0f : 0.0f) - ysc[t * maxr + r]) /
                                                (mag[t * maxr + r] + acc);
@@ -507,8 +511,8 @@ static void test_x8_layout(void)
                             }
                         }
                         n_compared++;
-                        CHECK(worst <= 2e-6, "%s%s Q4_0_X8 tile k=%lld nr=%d nt=%d acc=%d: rel err %.3g vs scalar",
-                              pio_cpu_level_name(kt->level), packed ? " packed" : "", (long long)k, nr, nt,
+                        CHECK(worst <= 2e-6, "%s%s %s tile k=%lld nr=%d nt=%d acc=%d: rel err %.3g vs scalar",
+                              pio_cpu_level_name(kt->level), packed ? " packed" : "", name, (long long)k, nr, nt,
                               acc, worst);
                         if (worst > worst_lvl)
                             worst_lvl = worst;
@@ -520,12 +524,14 @@ static void test_x8_layout(void)
         free(q); free(x8); free(back); free(x); free(yq); free(ysc); free(y); free(ra); free(rbuf);
         free(mag); free(a);
     }
-    printf("  tile Q4_0_X8 levels vs scalar %.2e\n", worst_lvl);
+    printf("  tile %s levels vs scalar %.2e\n", name, worst_lvl);
 }
 
-/* pio_matmul on Q4_0_X8 against plain Q4_0 at the same level, and its batch invariance. */
-static void test_x8_matmul(pio_threadpool *tp1, pio_threadpool *tp3)
+/* pio_matmul on an X8 layout against its plain format at the same level, and its batch invariance. */
+static void test_x8_matmul(pio_dtype x8dt, pio_threadpool *tp1, pio_threadpool *tp3)
 {
+    const pio_dtype base = pio_x8_base(x8dt);
+    const char *name = pio_dtype_name(x8dt);
     static const int ns[] = { 1, 2, 3, 4, 5, 7, 15, 16, 17, 64 };
     static const int64_t shapes[][2] = { { 40, 2816 }, { 96, 256 }, { 8, 768 }, { 72, 1280 }, { 88, 2592 } };
     const int nmax = 64;
@@ -534,9 +540,9 @@ static void test_x8_matmul(pio_threadpool *tp1, pio_threadpool *tp3)
     int l;
     for (s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         int64_t rows = shapes[s][0], cols = shapes[s][1];
-        size_t rb = pio_dtype_row_bytes(PIO_DTYPE_Q4_0, cols);
-        void *q = make_w(PIO_DTYPE_Q4_0, rows, cols), *x8 = to_x8(q, rows, cols);
-        pio_wmat wq = { PIO_DTYPE_Q4_0, q, rows, cols }, wx = { PIO_DTYPE_Q4_0_X8, x8, rows, cols };
+        size_t rb = pio_dtype_row_bytes(base, cols);
+        void *q = make_w(base, rows, cols), *x8 = to_x8(x8dt, q, rows, cols);
+        pio_wmat wq = { base, q, rows, cols }, wx = { x8dt, x8, rows, cols };
         float *x = check_malloc(sizeof(float) * (size_t)(nmax * cols));
         float *yq = check_malloc(sizeof(float) * (size_t)(nmax * rows));
         float *y = check_malloc(sizeof(float) * (size_t)(nmax * rows));
@@ -548,7 +554,7 @@ static void test_x8_matmul(pio_threadpool *tp1, pio_threadpool *tp3)
         fill_x(x, nmax, cols);
         for (t = 0; t < nmax; t++)
             for (r = 0; r < rows; r++)
-                mag[t * rows + r] = mag_row(PIO_DTYPE_Q4_0, (const uint8_t *)q + (size_t)r * rb,
+                mag[t * rows + r] = mag_row(base, (const uint8_t *)q + (size_t)r * rb,
                                             x + (size_t)t * cols, cols, tmp);
         for (l = 0; l < n_levels; l++) {
             int th;
@@ -568,13 +574,13 @@ static void test_x8_matmul(pio_threadpool *tp1, pio_threadpool *tp3)
                             e_max = isnan(e) ? INFINITY : e;
                     }
                     n_compared++;
-                    CHECK(e_max <= 2e-6, "pio_matmul %s Q4_0_X8 vs Q4_0 rows=%lld cols=%lld n=%d threads=%d: "
-                          "rel err %.3g", pio_cpu_level_name(levels[l]->level), (long long)rows,
+                    CHECK(e_max <= 2e-6, "pio_matmul %s %s vs %s rows=%lld cols=%lld n=%d threads=%d: "
+                          "rel err %.3g", pio_cpu_level_name(levels[l]->level), name, pio_dtype_name(base), (long long)rows,
                           (long long)cols, n, th ? 3 : 1, e_max);
                     if (n < 16)
                         CHECK(memcmp(y, y1, sizeof(float) * (size_t)(n * rows)) == 0,
-                              "pio_matmul %s Q4_0_X8 rows=%lld cols=%lld n=%d threads=%d: rows differ "
-                              "from the same tokens run alone", pio_cpu_level_name(levels[l]->level),
+                              "pio_matmul %s %s rows=%lld cols=%lld n=%d threads=%d: rows differ "
+                              "from the same tokens run alone", pio_cpu_level_name(levels[l]->level), name,
                               (long long)rows, (long long)cols, n, th ? 3 : 1);
                     if (e_max > worst)
                         worst = e_max;
@@ -584,16 +590,18 @@ static void test_x8_matmul(pio_threadpool *tp1, pio_threadpool *tp3)
         free(q); free(x8); free(x); free(yq); free(y); free(y1); free(tmp); free(mag);
     }
     {
-        uint8_t wbuf[12 * 18] = { 0 };
+        uint8_t wbuf[12 * 34] = { 0 };
         float xx[32] = { 0 }, yy[12];
-        pio_wmat odd = { PIO_DTYPE_Q4_0_X8, wbuf, 12, 32 };
-        CHECK(pio_matmul(NULL, yy, xx, 1, &odd) == PIO_STATUS_ERR_SHAPE, "Q4_0_X8 rows not a multiple of 8");
-        CHECK(pio_wmat_layout_for(PIO_DTYPE_Q4_0, 12, 32) == PIO_DTYPE_Q4_0, "12 rows stay Q4_0");
-        CHECK(pio_wmat_layout_for(PIO_DTYPE_Q8_0, 16, 32) == PIO_DTYPE_Q8_0, "Q8_0 stays");
-        CHECK(pio_wmat_layout_for(PIO_DTYPE_Q4_0, 16, 32) == pio_kernels_get()->weight_layout[PIO_DTYPE_Q4_0],
-              "16 rows of Q4_0: the active level's layout");
+        pio_wmat odd = { x8dt, wbuf, 12, 32 };
+        CHECK(pio_matmul(NULL, yy, xx, 1, &odd) == PIO_STATUS_ERR_SHAPE, "%s rows not a multiple of 8", name);
+        CHECK(pio_wmat_layout_for(base, 12, 32) == base, "12 rows stay %s", pio_dtype_name(base));
+        CHECK(pio_wmat_layout_for(base, 16, 48) == base, "cols not a multiple of 32: %s stays",
+              pio_dtype_name(base));
+        CHECK(pio_wmat_layout_for(base, 16, 32) == pio_kernels_get()->weight_layout[base],
+              "16 rows of %s: the active level's layout", pio_dtype_name(base));
+        CHECK(pio_wmat_layout_for(PIO_DTYPE_Q4_K, 16, 256) == PIO_DTYPE_Q4_K, "Q4_K stays");
     }
-    printf("  matmul Q4_0_X8 vs Q4_0 worst rel err %.2e\n", worst);
+    printf("  matmul %s vs %s worst rel err %.2e\n", name, pio_dtype_name(base), worst);
 }
 
 /* ---- 7. pio_matmul_multi ------------------------------------------------------------ */
@@ -608,6 +616,8 @@ static void test_matmul_multi(pio_threadpool *tp1, pio_threadpool *tp3)
     static const struct { int count; pio_dtype dt[4]; int64_t rows[4]; int64_t cols; } sets[] = {
         { 3, { PIO_DTYPE_Q8_0, PIO_DTYPE_Q4_0, PIO_DTYPE_Q4_0_X8 }, { 37, 100, 24 }, 768 },
         { 3, { PIO_DTYPE_Q4_0_X8, PIO_DTYPE_Q4_0_X8, PIO_DTYPE_Q4_0_X8 }, { 64, 16, 16 }, 1280 },
+        { 3, { PIO_DTYPE_Q8_0_X8, PIO_DTYPE_Q8_0_X8, PIO_DTYPE_Q8_0_X8 }, { 64, 16, 16 }, 1280 },
+        { 2, { PIO_DTYPE_Q8_0_X8, PIO_DTYPE_Q8_0 }, { 24, 13 }, 512 },
         { 2, { PIO_DTYPE_BF16, PIO_DTYPE_F32 }, { 37, 5 }, 256 },
         { 4, { PIO_DTYPE_Q4_K, PIO_DTYPE_Q8_0, PIO_DTYPE_Q6_K, PIO_DTYPE_F16 }, { 20, 10, 0, 9 }, 512 },
         { 1, { PIO_DTYPE_Q8_0 }, { 300 }, 256 },
@@ -629,9 +639,9 @@ static void test_matmul_multi(pio_threadpool *tp1, pio_threadpool *tp3)
             pio_dtype dt = sets[si].dt[j];
             int64_t rows = sets[si].rows[j];
             size_t ybytes = sizeof(float) * (size_t)(nmax * (rows ? rows : 1));
-            if (dt == PIO_DTYPE_Q4_0_X8) {
-                void *q = make_w(PIO_DTYPE_Q4_0, rows, cols);
-                wd[j] = to_x8(q, rows, cols);
+            if (pio_dtype_is_x8(dt)) {
+                void *q = make_w(pio_x8_base(dt), rows, cols);
+                wd[j] = to_x8(dt, q, rows, cols);
                 free(q);
             } else {
                 wd[j] = make_w(dt, rows ? rows : 1, cols);
@@ -736,8 +746,10 @@ int main(void)
     test_tiles();
     test_matmul(tp1, tp3);
     test_errors();
-    test_x8_layout();
-    test_x8_matmul(tp1, tp3);
+    test_x8_layout(PIO_DTYPE_Q4_0_X8);
+    test_x8_layout(PIO_DTYPE_Q8_0_X8);
+    test_x8_matmul(PIO_DTYPE_Q4_0_X8, tp1, tp3);
+    test_x8_matmul(PIO_DTYPE_Q8_0_X8, tp1, tp3);
     test_matmul_multi(tp1, tp3);
     printf("%d kernel comparisons\n", n_compared);
     pio_threadpool_free(tp1);

@@ -8,12 +8,12 @@
  *     pio_swiglu_mlp, for F32, BF16, Q8_0, Q4_0 and Q4_K experts, awkward
  *     sizes, and a batch in which some experts get no token;
  *   - an expert index out of range is an error, not a crash;
- *   - lazy repack (pio_moe_repack): Q4_0 experts in owned memory and in a
- *     read-only private file mapping (views at unaligned offsets, so pages
- *     are shared between matrices) become Q4_0_X8 in place the first time
- *     they are routed to, when the active level wants that layout, and only
- *     then; their bytes are exactly the packed Q4_0 rows; the outputs equal
- *     those of plain Q4_0 copies in the grouped, decode and mixed
+ *   - lazy repack (pio_moe_repack): Q4_0 and Q8_0 experts in owned memory
+ *     and in a read-only private file mapping (views at unaligned offsets, so
+ *     pages are shared between matrices) become Q4_0_X8 / Q8_0_X8 in place
+ *     the first time they are routed to, when the active level wants that
+ *     layout, and only then; their bytes are exactly the packed plain rows;
+ *     the outputs equal those of plain copies in the grouped, decode and mixed
  *     (repacked + plain) paths; the mapping is read-only again afterwards
  *     and the file is unchanged.
  */
@@ -211,22 +211,23 @@ static bool maps_read_only(const void *a, size_t len)
     return ok && seen;
 }
 
-static bool want_x8(int64_t rows, int64_t cols)
+static bool want_x8(pio_dtype dt, int64_t rows, int64_t cols)
 {
-    return pio_wmat_layout_for(PIO_DTYPE_Q4_0, rows, cols) == PIO_DTYPE_Q4_0_X8;
+    return pio_dtype_is_x8(pio_wmat_layout_for(dt, rows, cols));
 }
 
 /*
- * Lazy repack of ne Q4_0 experts (H wide, ff hidden) held in memory
+ * Lazy repack of ne experts of dtype dt (Q4_0 or Q8_0) (H wide, ff hidden) held in memory
  * (file_map false: malloc'd, PIO_MOE_REPACK_IN_PLACE) or in a read-only
  * private mapping of a temporary file (views `skew` bytes past the page
  * start, PIO_MOE_REPACK_FILE_MAP), against plain copies never repacked.
  */
-static void test_lazy_repack(bool file_map, int H, int ff, int ne, int k)
+static void test_lazy_repack(pio_dtype dt, bool file_map, int H, int ff, int ne, int k)
 {
+    const pio_dtype x8dt = dt == PIO_DTYPE_Q8_0 ? PIO_DTYPE_Q8_0_X8 : PIO_DTYPE_Q4_0_X8;
     unsigned seed = 29u + (unsigned)file_map;
     const size_t skew = 96;
-    size_t rb_h = pio_dtype_row_bytes(PIO_DTYPE_Q4_0, H), rb_f = pio_dtype_row_bytes(PIO_DTYPE_Q4_0, ff);
+    size_t rb_h = pio_dtype_row_bytes(dt, H), rb_f = pio_dtype_row_bytes(dt, ff);
     size_t mat_gu = (size_t)ff * rb_h, mat_d = (size_t)H * rb_f, per = 2 * mat_gu + mat_d;
     size_t total = skew + (size_t)ne * per;
     uint8_t *orig = malloc(total), *mem = NULL, *map = NULL;
@@ -240,7 +241,7 @@ static void test_lazy_repack(bool file_map, int H, int ff, int ne, int k)
     pio_threadpool *tp = NULL;
     pio_moe_scratch s = { 0 }, sr = { 0 };
     char path[] = "/tmp/pio_test_moe_XXXXXX";
-    const bool x8 = want_x8(ff, H) && want_x8(H, ff);
+    const bool x8 = want_x8(dt, ff, H) && want_x8(dt, H, ff);
     const char *what = file_map ? "file map" : "in place";
     double max_d = 0, max_r = 0;
     uint8_t *base;
@@ -254,7 +255,7 @@ static void test_lazy_repack(bool file_map, int H, int ff, int ne, int k)
             for (c = 0; c < rows * cols; c++)
                 tmp[c] = 0.3f * frand(&seed);
             for (r = 0; r < rows; r++)
-                pio_quantize_row(PIO_DTYPE_Q4_0, tmp + (size_t)r * cols, d + (size_t)r * pio_dtype_row_bytes(PIO_DTYPE_Q4_0, cols), cols);
+                pio_quantize_row(dt, tmp + (size_t)r * cols, d + (size_t)r * pio_dtype_row_bytes(dt, cols), cols);
         }
     if (file_map) {
         fd = mkstemp(path);
@@ -273,7 +274,7 @@ static void test_lazy_repack(bool file_map, int H, int ff, int ne, int k)
         goto out;
     for (e = 0; e < ne; e++) {
         const uint8_t *le = base + skew + (size_t)e * per, *pe = orig + skew + (size_t)e * per;
-        pio_wmat g = { PIO_DTYPE_Q4_0, NULL, ff, H }, d = { PIO_DTYPE_Q4_0, NULL, H, ff };
+        pio_wmat g = { dt, NULL, ff, H }, d = { dt, NULL, H, ff };
         lazy[e].gate = plain[e].gate = lazy[e].up = plain[e].up = g;
         lazy[e].down = plain[e].down = d;
         lazy[e].gate.data = le, lazy[e].up.data = le + mat_gu, lazy[e].down.data = le + 2 * mat_gu;
@@ -299,7 +300,7 @@ static void test_lazy_repack(bool file_map, int H, int ff, int ne, int k)
         for (m = 0; m < 3; m++) {
             const pio_wmat *mw = m == 0 ? &lazy[e].gate : m == 1 ? &lazy[e].up : &lazy[e].down;
             bool done = routed && x8 && e != ne - 1;
-            CHECK(mw->dtype == (done ? PIO_DTYPE_Q4_0_X8 : PIO_DTYPE_Q4_0), "%s: expert %d matrix %d (routed %d): %s",
+            CHECK(mw->dtype == (done ? x8dt : dt), "%s: expert %d matrix %d (routed %d): %s",
                   what, e, m, routed, pio_dtype_name(mw->dtype));
             CHECK((lazy[e].repack[m] == PIO_MOE_REPACK_NONE) == (routed || e == ne - 1),
                   "%s: expert %d matrix %d: mark %d", what, e, m, lazy[e].repack[m]);
@@ -322,23 +323,23 @@ static void test_lazy_repack(bool file_map, int H, int ff, int ne, int k)
             max_r = fmax(max_r, fabs(ref[c]));
         }
     }
-    CHECK(lazy[ne / 2].gate.dtype == (x8 ? PIO_DTYPE_Q4_0_X8 : PIO_DTYPE_Q4_0), "%s: decode did not repack expert %d",
+    CHECK(lazy[ne / 2].gate.dtype == (x8 ? x8dt : dt), "%s: decode did not repack expert %d",
           what, ne / 2);
-    printf("moe lazy repack (%s, X8 %s) H=%d ff=%d experts=%d: max|d| %.3g (max %.3g)\n", what,
-           x8 ? "wanted" : "not wanted", H, ff, ne, max_d, max_r);
+    printf("moe lazy repack %s (%s, X8 %s) H=%d ff=%d experts=%d: max|d| %.3g (max %.3g)\n", pio_dtype_name(dt),
+           what, x8 ? "wanted" : "not wanted", H, ff, ne, max_d, max_r);
     CHECK(max_d <= 1e-5 * (max_r > 1 ? max_r : 1), "%s: repacked experts differ from plain ones by %g", what, max_d);
 
-    /* the repacked bytes are the packed Q4_0 rows; the others are untouched */
+    /* the repacked bytes are the packed plain rows; the others are untouched */
     for (e = 0; e < ne; e++)
         for (m = 0; m < 3; m++) {
             const pio_wmat *mw = m == 0 ? &lazy[e].gate : m == 1 ? &lazy[e].up : &lazy[e].down;
             const uint8_t *want = (const uint8_t *)(m == 0 ? plain[e].gate.data : m == 1 ? plain[e].up.data : plain[e].down.data);
-            size_t rb = pio_dtype_row_bytes(PIO_DTYPE_Q4_0, mw->cols), bytes = (size_t)mw->rows * rb;
+            size_t rb = pio_dtype_row_bytes(dt, mw->cols), bytes = (size_t)mw->rows * rb;
             uint8_t *back = malloc(bytes);
             int64_t r;
-            if (mw->dtype == PIO_DTYPE_Q4_0_X8)
-                for (r = 0; r < mw->rows; r += PIO_Q4_0_X8_ROWS)
-                    pio_q4_0_x8_unpack(back + (size_t)r * rb, rb, (const uint8_t *)mw->data + (size_t)r * rb, mw->cols);
+            if (mw->dtype == x8dt)
+                for (r = 0; r < mw->rows; r += PIO_X8_ROWS)
+                    pio_x8_unpack(x8dt, back + (size_t)r * rb, rb, (const uint8_t *)mw->data + (size_t)r * rb, mw->cols);
             else
                 memcpy(back, mw->data, bytes);
             CHECK(memcmp(back, want, bytes) == 0, "%s: expert %d matrix %d (%s): bytes differ", what, e, m,
@@ -376,8 +377,11 @@ int main(void)
     test_forward(PIO_DTYPE_BF16, 5, 48, 40, 6, 2);
     test_forward(PIO_DTYPE_Q4_0, 4, 96, 64, 5, 3);
     test_forward(PIO_DTYPE_Q4_K, 3, 256, 256, 4, 2);
-    test_lazy_repack(false, 128, 64, 8, 2);
-    test_lazy_repack(true, 128, 64, 8, 2);
-    test_lazy_repack(true, 256, 96, 6, 3);
+    test_lazy_repack(PIO_DTYPE_Q4_0, false, 128, 64, 8, 2);
+    test_lazy_repack(PIO_DTYPE_Q4_0, true, 128, 64, 8, 2);
+    test_lazy_repack(PIO_DTYPE_Q8_0, false, 128, 64, 8, 2);
+    test_lazy_repack(PIO_DTYPE_Q8_0, true, 128, 64, 8, 2);
+    test_lazy_repack(PIO_DTYPE_Q4_0, true, 256, 96, 6, 3);
+    test_lazy_repack(PIO_DTYPE_Q8_0, true, 256, 96, 6, 3);
     return check_report("test_moe");
 }

@@ -2,8 +2,9 @@
  * repack.c - weight matrices rearranged at load for the CPU kernels.
  *
  * Some kernel levels run a dtype faster in another layout of the same bytes
- * (pio_wmat_layout_for): AVX2 runs Q4_0 as Q4_0_X8, 8 rows interleaved so
- * one load feeds 8 rows' dot products (layout in src/kernels/quant.h). This
+ * (pio_wmat_layout_for): AVX2 runs Q8_0 as Q8_0_X8 and Q4_0 as Q4_0_X8, 8
+ * rows interleaved so one load feeds 8 rows' dot products (layout in
+ * src/kernels/quant.h). This
  * converts each selected matrix once, after quantize-on-load and before the
  * plugin binds the weights, so the plugins and the files never see it:
  *
@@ -42,7 +43,8 @@
 #define RP_TASK_BYTES ((size_t)4 << 20)   /* source bytes per task: pages dropped per 4 MiB */
 
 typedef struct rp_job {
-    const uint8_t *src;       /* (rows) Q4_0 rows of rb bytes */
+    pio_dtype layout;         /* the X8 layout written */
+    const uint8_t *src;       /* (rows) rows of rb bytes in its plain format */
     uint8_t *dst;             /* the same size; == src when in place */
     bool in_place;
     bool drop;                /* src is a file mapping: drop its pages when consumed */
@@ -57,7 +59,7 @@ typedef struct rp_job {
 static void rp_task(void *ctx, int task, int thread)
 {
     rp_job *j = ctx;
-    const size_t gb = PIO_Q4_0_X8_ROWS * j->rb;
+    const size_t gb = PIO_X8_ROWS * j->rb;
     int64_t g0 = (int64_t)task * j->groups_per_task;
     int64_t g1 = g0 + j->groups_per_task < j->groups ? g0 + j->groups_per_task : j->groups;
 
@@ -68,7 +70,7 @@ static void rp_task(void *ctx, int task, int thread)
             memcpy(tmp, s, gb);
             s = tmp;
         }
-        pio_q4_0_x8_pack(j->dst + (size_t)g * gb, s, j->rb, j->cols);
+        pio_x8_pack(j->layout, j->dst + (size_t)g * gb, s, j->rb, j->cols);
     }
     if (j->drop)
         pio_weights_drop_pages(j->src + (size_t)g0 * gb, (size_t)(g1 - g0) * gb);
@@ -83,8 +85,9 @@ static int64_t rp_rows(const pio_tensor *t)
     return r;
 }
 
-/* Repack tensor i (a Q4_0 matrix, rows % 8 == 0) to Q4_0_X8 on the pool. */
-static pio_status rp_q4_0_x8(pio_weights *w, int i, pio_threadpool *tp)
+/* Repack tensor i (a Q8_0 / Q4_0 matrix, rows % 8 == 0) to its X8 layout
+ * on the pool. */
+static pio_status rp_x8(pio_weights *w, int i, pio_dtype layout, pio_threadpool *tp)
 {
     const pio_tensor *src = pio_weights_at(w, i);
     pio_tensor t = *src;
@@ -95,14 +98,15 @@ static pio_status rp_q4_0_x8(pio_weights *w, int i, pio_threadpool *tp)
 
     memset(&job, 0, sizeof job);
     job.cols = src->shape[src->n_dims - 1];
-    job.rb = pio_dtype_row_bytes(PIO_DTYPE_Q4_0, job.cols);
-    job.groups = rp_rows(src) / PIO_Q4_0_X8_ROWS;
+    job.layout = layout;
+    job.rb = pio_dtype_row_bytes(src->dtype, job.cols);
+    job.groups = rp_rows(src) / PIO_X8_ROWS;
     job.src = src->data;
     job.in_place = owned != NULL;
     job.drop = !owned && pio_weights_is_file_data(w, i);
     if (owned) {
         job.dst = owned;
-        job.scratch = malloc((size_t)n_threads * PIO_Q4_0_X8_ROWS * job.rb);
+        job.scratch = malloc((size_t)n_threads * PIO_X8_ROWS * job.rb);
         if (!job.scratch)
             return pio_error(PIO_STATUS_ERR_NOMEM, "%s: out of memory repacking tensor \"%s\"", src->file,
                              src->name);
@@ -115,7 +119,7 @@ static pio_status rp_q4_0_x8(pio_weights *w, int i, pio_threadpool *tp)
             return pio_error(PIO_STATUS_ERR_NOMEM, "%s: out of memory repacking tensor \"%s\" (%zu bytes)",
                              src->file, src->name, src->nbytes);
     }
-    job.groups_per_task = (int64_t)(RP_TASK_BYTES / (PIO_Q4_0_X8_ROWS * job.rb));
+    job.groups_per_task = (int64_t)(RP_TASK_BYTES / (PIO_X8_ROWS * job.rb));
     if (job.groups_per_task > job.groups / ((int64_t)n_threads * 4))
         job.groups_per_task = job.groups / ((int64_t)n_threads * 4);
     if (job.groups_per_task < 1)
@@ -124,7 +128,7 @@ static pio_status rp_q4_0_x8(pio_weights *w, int i, pio_threadpool *tp)
                        &job);
     free(job.scratch);
 
-    t.dtype = PIO_DTYPE_Q4_0_X8;
+    t.dtype = layout;
     t.data = job.dst;
     st = pio_weights_replace(w, i, &t, job.dst);
     return st;
@@ -160,13 +164,15 @@ pio_status pio_weights_repack(pio_weights *w, int n_threads, unsigned flags, int
         *n_repacked = 0;
     for (int i = 0; i < n; i++) {
         const pio_tensor *t = pio_weights_at(w, i);
-        if (!rp_candidate(t, flags) ||
-            pio_wmat_layout_for(t->dtype, rp_rows(t), t->shape[t->n_dims - 1]) != PIO_DTYPE_Q4_0_X8 ||
-            t->dtype != PIO_DTYPE_Q4_0)
+        pio_dtype layout;
+        if (!rp_candidate(t, flags))
+            continue;
+        layout = pio_wmat_layout_for(t->dtype, rp_rows(t), t->shape[t->n_dims - 1]);
+        if (!pio_dtype_is_x8(layout) || t->dtype != pio_x8_base(layout))
             continue;
         if (!tp && (st = pio_threadpool_new(n_threads, &tp)))
             return st;
-        if ((st = rp_q4_0_x8(w, i, tp)))
+        if ((st = rp_x8(w, i, layout, tp)))
             break;
         done++;
     }

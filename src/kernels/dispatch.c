@@ -18,7 +18,8 @@ int pio_act_kind_of(pio_dtype dt)
 {
     switch (dt) {
     case PIO_DTYPE_F32: case PIO_DTYPE_F16: case PIO_DTYPE_BF16: return PIO_ACT_F32;
-    case PIO_DTYPE_Q8_0: case PIO_DTYPE_Q4_0: case PIO_DTYPE_Q4_0_X8: return PIO_ACT_Q8;
+    case PIO_DTYPE_Q8_0: case PIO_DTYPE_Q4_0:
+    case PIO_DTYPE_Q8_0_X8: case PIO_DTYPE_Q4_0_X8: return PIO_ACT_Q8;
     case PIO_DTYPE_Q4_K: case PIO_DTYPE_Q6_K: return PIO_ACT_Q8_K;
     default: return -1;
     }
@@ -167,8 +168,28 @@ static float dot_q4_0_scalar(const pio_block_q4_0 *w, const uint8_t *xq, int64_t
     return s;
 }
 
-/* Row i (0..7) of a Q4_0_X8 group: the same sums in the same order as
- * dot_q4_0_scalar on the row it was packed from, so the results are equal. */
+/* Row i (0..7) of a Q8_0_X8 / Q4_0_X8 group: the same sums in the same
+ * order as dot_q8_0_scalar / dot_q4_0_scalar on the row it was packed from,
+ * so the results are equal. */
+static float dot_q8_0_x8_scalar(const pio_block_q8_0x8 *g, int i, const uint8_t *xq, int64_t k)
+{
+    int64_t nb = k / 32, b;
+    float s = 0.0f;
+    for (b = 0; b < nb; b++) {
+        const uint8_t *grp = xq + (size_t)(b / 8) * PIO_ACT_Q8_GROUP_BYTES;
+        const int8_t *qx = (const int8_t *)grp + 32 * (b % 8);
+        float dx;
+        int32_t sum = 0;
+        int c, j;
+        memcpy(&dx, grp + 256 + 4 * (b % 8), 4);
+        for (c = 0; c < 8; c++)
+            for (j = 0; j < 4; j++)
+                sum += g[b].qs[c][i][j] * qx[4 * c + j];
+        s += pio_f16_to_f32(g[b].d[i]) * dx * (float)sum;
+    }
+    return s;
+}
+
 static float dot_q4_0_x8_scalar(const pio_block_q4_0x8 *g, int i, const uint8_t *xq, int64_t k)
 {
     int64_t nb = k / 32, b;
@@ -282,19 +303,23 @@ SCALAR_TILE(tile_q4_0_scalar, dot_q4_0_scalar(wr, xt, k))
 SCALAR_TILE(tile_q4_K_scalar, dot_q4_K_scalar(wr, xt, k))
 SCALAR_TILE(tile_q6_K_scalar, dot_q6_K_scalar(wr, xt, k))
 
-/* Q4_0_X8: nr a multiple of 8; group g at w + 8·g·w_stride (see dispatch.h). */
-static void tile_q4_0_x8_scalar(int64_t k, int nr, int nt, const void *w, size_t w_stride,
-                                const void *x, size_t x_stride, float *y, size_t ldy, bool accumulate)
-{
-    int r, t;
-    for (t = 0; t < nt; t++) {
-        const uint8_t *xt = (const uint8_t *)x + (size_t)t * x_stride;
-        for (r = 0; r < nr; r++) {
-            const void *g = (const uint8_t *)w + (size_t)(r / 8) * 8 * w_stride;
-            put(&y[(size_t)t * ldy + (size_t)r], dot_q4_0_x8_scalar(g, r % 8, xt, k), accumulate);
-        }
+/* X8 layouts: nr a multiple of 8; group g at w + 8·g·w_stride (see dispatch.h). */
+#define SCALAR_X8_TILE(name, dot_fn)                                                         \
+    static void name(int64_t k, int nr, int nt, const void *w, size_t w_stride,              \
+                     const void *x, size_t x_stride, float *y, size_t ldy, bool accumulate)  \
+    {                                                                                        \
+        int r, t;                                                                            \
+        for (t = 0; t < nt; t++) {                                                           \
+            const uint8_t *xt = (const uint8_t *)x + (size_t)t * x_stride;                   \
+            for (r = 0; r < nr; r++) {                                                       \
+                const void *g = (const uint8_t *)w + (size_t)(r / 8) * 8 * w_stride;         \
+                put(&y[(size_t)t * ldy + (size_t)r], dot_fn(g, r % 8, xt, k), accumulate);   \
+            }                                                                                \
+        }                                                                                    \
     }
-}
+
+SCALAR_X8_TILE(tile_q8_0_x8_scalar, dot_q8_0_x8_scalar)
+SCALAR_X8_TILE(tile_q4_0_x8_scalar, dot_q4_0_x8_scalar)
 
 void pio_kernels_init_scalar(pio_kernels *kt)
 {
@@ -307,6 +332,7 @@ void pio_kernels_init_scalar(pio_kernels *kt)
     kt->tile[PIO_DTYPE_Q4_0] = tile_q4_0_scalar;
     kt->tile[PIO_DTYPE_Q4_K] = tile_q4_K_scalar;
     kt->tile[PIO_DTYPE_Q6_K] = tile_q6_K_scalar;
+    kt->tile[PIO_DTYPE_Q8_0_X8] = tile_q8_0_x8_scalar;
     kt->tile[PIO_DTYPE_Q4_0_X8] = tile_q4_0_x8_scalar;
     for (int d = 0; d < PIO_DTYPE_COUNT; d++)
         kt->weight_layout[d] = (pio_dtype)d;
@@ -376,7 +402,7 @@ pio_dtype pio_wmat_layout_for(pio_dtype dt, int64_t rows, int64_t cols)
     if ((unsigned)dt >= PIO_DTYPE_COUNT)
         return dt;
     l = pio_kernels_get()->weight_layout[dt];
-    if (l == PIO_DTYPE_Q4_0_X8 && (rows <= 0 || rows % PIO_Q4_0_X8_ROWS != 0 || cols % PIO_QK4_0 != 0))
+    if (pio_dtype_is_x8(l) && (rows <= 0 || rows % PIO_X8_ROWS != 0 || cols % 32 != 0))
         return dt;
     return l;
 }

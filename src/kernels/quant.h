@@ -54,38 +54,59 @@ typedef struct pio_block_q8_K {
 } pio_block_q8_K;
 
 /*
- * Q4_0_X8 (PIO_DTYPE_Q4_0_X8): an internal layout of Q4_0, never in files.
- * A matrix of R rows (R a multiple of 8) x K columns is R/8 groups of 8 rows;
- * group g holds rows 8g..8g+7 in exactly the bytes those 8 Q4_0 rows occupy
- * (8·(K/32)·18, from byte 8g·row_bytes), so a tensor can be repacked in
- * place. A group is K/32 block columns of 144 bytes, block column b holding
- * block b of each of the 8 rows:
+ * Q4_0_X8 and Q8_0_X8 (PIO_DTYPE_Q4_0_X8, PIO_DTYPE_Q8_0_X8): internal
+ * layouts of Q4_0 and Q8_0, never in files. A matrix of R rows (R a
+ * multiple of 8) x K columns is R/8 groups of 8 rows; group g holds rows
+ * 8g..8g+7 in exactly the bytes those 8 rows occupy in the plain format
+ * (8·(K/32)·block bytes, from byte 8g·row_bytes), so a tensor can be
+ * repacked in place. A group is K/32 block columns, block column b holding
+ * block b of each of the 8 rows: the 8 scales, then the quant bytes in
+ * chunks of 4 bytes per row (4 chunks for Q4_0's 16 bytes, 8 for Q8_0's 32):
  *
  *   offset  0: d[8]          f16 scale of block b of row 0..7     (16 B)
- *   offset 16: qs[4][8][4]   chunk c = 0..3, row i = 0..7:        (128 B)
+ *   offset 16: qs[C][8][4]   chunk c = 0..C-1, row i = 0..7:      (32·C B)
  *                            bytes qs[4c..4c+3] of row i's block
  *
- *        16 B          32 B (chunk 0)                   32 B (chunk 3)
+ *        16 B          32 B (chunk 0)                   32 B (chunk C-1)
  *   +-----------+-------+-------+-----+-------+     +-------+-----+-------+
  *   | d0 ... d7 | r0 qs | r1 qs | ... | r7 qs | ... | r0 qs | ... | r7 qs |
- *   |           | 0..3  | 0..3  |     | 0..3  |     | 12..15|     | 12..15|
+ *   |           | 0..3  | 0..3  |     | 0..3  |     |       |     |       |
  *   +-----------+-------+-------+-----+-------+     +-------+-----+-------+
  *
- * As in Q4_0, byte qs[j] holds q[j] (low nibble) and q[j+16] (high nibble),
- * x = d·(q - 8). One 32-byte load of chunk c gives 4 bytes of every row:
- * the low nibbles are values 4c..4c+3 of the block, the high nibbles values
- * 16+4c..16+4c+3; against 4 activation bytes broadcast to the 8 dwords,
- * one pmaddubsw computes partial dot products of all 8 rows.
+ * One 32-byte load of a chunk gives 4 bytes of every row, and against 4
+ * activation bytes broadcast to the 8 dwords one pmaddubsw computes partial
+ * dot products of all 8 rows, one row per lane. Q8_0: chunk c is values
+ * 4c..4c+3 of the block. Q4_0: as in Q4_0, byte qs[j] holds q[j] (low
+ * nibble) and q[j+16] (high nibble), x = d·(q - 8), so the low nibbles of
+ * chunk c are values 4c..4c+3 and the high nibbles 16+4c..16+4c+3.
  */
-#define PIO_Q4_0_X8_ROWS 8
+#define PIO_X8_ROWS 8
 
 typedef struct pio_block_q4_0x8 {
     uint16_t d[8];                   /* f16 scales of rows 0..7 */
     uint8_t qs[4][8][4];             /* [chunk][row][byte] */
 } pio_block_q4_0x8;
 
+typedef struct pio_block_q8_0x8 {
+    uint16_t d[8];                   /* f16 scales of rows 0..7 */
+    int8_t qs[8][8][4];              /* [chunk][row][byte] */
+} pio_block_q8_0x8;
+
+/* The plain format an interleaved layout holds (Q4_0 for Q4_0_X8, Q8_0 for
+ * Q8_0_X8); PIO_DTYPE_COUNT for any other dtype. */
+static inline pio_dtype pio_x8_base(pio_dtype dt)
+{
+    return dt == PIO_DTYPE_Q4_0_X8 ? PIO_DTYPE_Q4_0 : dt == PIO_DTYPE_Q8_0_X8 ? PIO_DTYPE_Q8_0 : PIO_DTYPE_COUNT;
+}
+
+static inline bool pio_dtype_is_x8(pio_dtype dt)
+{
+    return pio_x8_base(dt) != PIO_DTYPE_COUNT;
+}
+
 _Static_assert(sizeof(pio_block_q8_0) == 34, "Q8_0 block layout");
 _Static_assert(sizeof(pio_block_q4_0x8) == 8 * 18, "Q4_0_X8 block column = 8 Q4_0 blocks");
+_Static_assert(sizeof(pio_block_q8_0x8) == 8 * 34, "Q8_0_X8 block column = 8 Q8_0 blocks");
 _Static_assert(sizeof(pio_block_q4_0) == 18, "Q4_0 block layout");
 _Static_assert(sizeof(pio_block_q4_K) == 144, "Q4_K block layout");
 _Static_assert(sizeof(pio_block_q6_K) == 210, "Q6_K block layout");
@@ -123,8 +144,8 @@ void pio_quantize_row(pio_dtype dt, const float *x, void *y, int64_t k);
 pio_status pio_quantize_rows(pio_dtype dt, const float *x, void *y, int64_t rows, int64_t cols);
 
 /* y[0..k) = the values of k elements of type dt at x: Q8_0, Q4_0, Q4_K,
- * Q6_K, Q8_K (GGML dequantize_row_*), or F32/F16/BF16. (A Q4_0_X8 row is
- * not contiguous: pio_q4_0_x8_dequantize_row or pio_wmat_row_f32.) */
+ * Q6_K, Q8_K (GGML dequantize_row_*), or F32/F16/BF16. (A row of an X8
+ * layout is not contiguous: pio_x8_dequantize_row or pio_wmat_row_f32.) */
 void pio_dequantize_row(pio_dtype dt, const void *x, float *y, int64_t k);
 
 /*
@@ -145,16 +166,17 @@ float pio_vec_dot_q4_K_q8_K_ref(int64_t n, const void *w, const void *a);
 float pio_vec_dot_q6_K_q8_K_ref(int64_t n, const void *w, const void *a);
 
 /*
- * Q4_0 <-> Q4_0_X8, one group of 8 rows of k values (k a multiple of 32):
- * pack reads 8 Q4_0 rows at src, src_stride bytes apart, into the group at
- * dst (8·k/32·18 bytes); unpack is the inverse. dst and src must not
- * overlap. Cost: a byte copy of the group.
+ * Plain <-> X8 layout (x8: PIO_DTYPE_Q4_0_X8 or PIO_DTYPE_Q8_0_X8), one
+ * group of 8 rows of k values (k a multiple of 32): pack reads 8 rows of the
+ * plain format at src, src_stride bytes apart, into the group at dst (the
+ * 8 rows' bytes); unpack is the inverse. dst and src must not overlap.
+ * Cost: a byte copy of the group.
  */
-void pio_q4_0_x8_pack(void *dst, const void *src, size_t src_stride, int64_t k);
-void pio_q4_0_x8_unpack(void *dst, size_t dst_stride, const void *src, int64_t k);
+void pio_x8_pack(pio_dtype x8, void *dst, const void *src, size_t src_stride, int64_t k);
+void pio_x8_unpack(pio_dtype x8, void *dst, size_t dst_stride, const void *src, int64_t k);
 
-/* y[0..k) = the values of row i (0..7) of the Q4_0_X8 group at `group`. */
-void pio_q4_0_x8_dequantize_row(const void *group, int i, float *y, int64_t k);
+/* y[0..k) = the values of row i (0..7) of the group at `group` (layout x8). */
+void pio_x8_dequantize_row(pio_dtype x8, const void *group, int i, float *y, int64_t k);
 
 /* Dispatch on the weight type; for F32/F16/BF16 weights `a` is f32. */
 float pio_vec_dot_ref(pio_dtype w_dtype, int64_t n, const void *w, const void *a);

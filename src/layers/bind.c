@@ -2,6 +2,7 @@
  * bind.c - helpers the model plugins' weight loaders share (see layers.h).
  */
 #include "layers/layers.h"
+#include "kernels/quant.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,9 +23,11 @@ void pio_dtype_counts_format(char *buf, size_t size, const int *counts)
     if (size)
         buf[0] = '\0';
     for (i = 0; i < PIO_DTYPE_COUNT && len < size; i++) {
-        /* Q4_0_X8 is Q4_0 in the kernels' layout: counted as Q4_0 */
-        int c = i == PIO_DTYPE_Q4_0_X8 ? 0 : i == PIO_DTYPE_Q4_0 ? counts[i] + counts[PIO_DTYPE_Q4_0_X8]
-                                                                  : counts[i];
+        /* an X8 layout is its plain format in the kernels' layout: counted as that */
+        int c = pio_dtype_is_x8((pio_dtype)i) ? 0
+                : i == PIO_DTYPE_Q4_0       ? counts[i] + counts[PIO_DTYPE_Q4_0_X8]
+                : i == PIO_DTYPE_Q8_0       ? counts[i] + counts[PIO_DTYPE_Q8_0_X8]
+                                            : counts[i];
         if (c)
             len += (size_t)snprintf(buf + len, size - len, "%s%s x %d", len ? ", " : "",
                                     pio_dtype_name((pio_dtype)i), c);

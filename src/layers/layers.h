@@ -35,7 +35,8 @@ pio_status pio_batch_prepare(const char *who, const pio_batch *b, int n_vocab, i
 pio_status pio_tensor_f32_copy(const pio_tensor *t, float **out);
 
 /* "BF16 x 398, F32 x 1" from per-dtype tensor counts[PIO_DTYPE_COUNT] into buf
- * (Q4_0_X8, Q4_0 repacked for the kernels at load, is counted as Q4_0). */
+ * (Q8_0_X8 / Q4_0_X8, Q8_0 / Q4_0 repacked for the kernels at load, are
+ * counted as Q8_0 / Q4_0). */
 void pio_dtype_counts_format(char *buf, size_t size, const int *counts);
 
 /* Weights and geometry of one grouped-query attention layer. */
@@ -103,8 +104,8 @@ pio_status pio_swiglu_mlp(pio_threadpool *tp, const pio_wmat *w_gate, const pio_
 
 /*
  * Whether, and how, a matrix of an expert may be rewritten in place into the
- * layout the active kernels run fastest (pio_wmat_layout_for: Q4_0 ->
- * Q4_0_X8 at AVX2) the first time the expert is routed to. Experts are not
+ * layout the active kernels run fastest (pio_wmat_layout_for: Q8_0 / Q4_0
+ * -> Q8_0_X8 / Q4_0_X8 at AVX2) the first time the expert is routed to. Experts are not
  * repacked at load (pio_weights_repack skips them) so that experts never
  * selected are never read; pio_moe_forward repacks each one lazily instead.
  */
@@ -120,7 +121,8 @@ typedef enum pio_moe_repack {
 /* One routed expert: a SwiGLU MLP whose matrices are views into the
  * checkpoint (any pio_wmat dtype; never copied, so an expert that is never
  * selected is never read). Each matrix carries its own dtype: after a lazy
- * repack some experts of a tensor are Q4_0_X8 and the others still Q4_0. */
+ * repack some experts of a tensor are Q4_0_X8 and the others still Q4_0
+ * (likewise Q8_0). */
 typedef struct pio_moe_expert {
     pio_wmat gate;       /* (n_ff_exp, n_embd) */
     pio_wmat up;         /* (n_ff_exp, n_embd) */
@@ -175,7 +177,7 @@ void pio_moe_scratch_free(pio_moe_scratch *s);
  * Lazy repack: before any expert matrix is read, the routed experts whose
  * matrices are marked (repack[m] != NONE) and not yet in the active
  * kernels' layout are rewritten in place into it, on the pool, and their
- * dtype changed (Q4_0 -> Q4_0_X8); the marks are then cleared. This is the
+ * dtype changed (Q4_0 -> Q4_0_X8, Q8_0 -> Q8_0_X8); the marks are then cleared. This is the
  * only write to `experts` and to their weights; it happens on the calling
  * thread's pool job before the experts' matmuls are dispatched, so the
  * caller must not run two pio_moe_forward on the same experts at once (one

@@ -98,29 +98,30 @@ typedef struct moe_rp_job {
     size_t tmp_stride;
 } moe_rp_job;
 
-/* Slice task % slices of matrix list[task / slices], Q4_0 -> Q4_0_X8 in
- * place, one 8-row group at a time through the thread's copy. */
+/* Slice task % slices of matrix list[task / slices], Q8_0 / Q4_0 -> its X8
+ * layout in place, one 8-row group at a time through the thread's copy. */
 static void moe_rp_task(void *p, int task, int thread)
 {
     moe_rp_job *j = p;
     int32_t em = j->list[task / j->slices];
     const pio_wmat *w = moe_mat(&j->ex[em / 3], em % 3);
-    size_t rb = pio_dtype_row_bytes(w->dtype, w->cols), gb = PIO_Q4_0_X8_ROWS * rb;
-    int64_t groups = w->rows / PIO_Q4_0_X8_ROWS, sl = task % j->slices;
+    pio_dtype layout = pio_wmat_layout_for(w->dtype, w->rows, w->cols);
+    size_t rb = pio_dtype_row_bytes(w->dtype, w->cols), gb = PIO_X8_ROWS * rb;
+    int64_t groups = w->rows / PIO_X8_ROWS, sl = task % j->slices;
     int64_t g0 = groups * sl / j->slices, g1 = groups * (sl + 1) / j->slices, g;
     uint8_t *tmp = j->tmp + (size_t)thread * j->tmp_stride;
     uint8_t *data = (uint8_t *)(uintptr_t)w->data;   /* marked writable (pio_moe_repack) */
 
     for (g = g0; g < g1; g++) {
         memcpy(tmp, data + (size_t)g * gb, gb);
-        pio_q4_0_x8_pack(data + (size_t)g * gb, tmp, rb, w->cols);
+        pio_x8_pack(layout, data + (size_t)g * gb, tmp, rb, w->cols);
     }
 }
 
 /*
  * Repack in place the marked matrices of the experts routed to in
  * idx[0..slots) that the active kernels run faster in another layout
- * (pio_wmat_layout_for; Q4_0 -> Q4_0_X8 is the only conversion today), then
+ * (pio_wmat_layout_for: Q8_0 / Q4_0 -> Q8_0_X8 / Q4_0_X8 today), then
  * clear their marks; a marked matrix with nothing to do is unmarked too.
  * Indices out of range are skipped (the caller reports them). File-mapped
  * matrices are made writable first (one that cannot be is left as it is)
@@ -147,8 +148,8 @@ static pio_status moe_repack_routed(pio_threadpool *tp, pio_moe_expert *ex, int 
             const pio_wmat *w = moe_mat(e, m);
             if (e->repack[m] == PIO_MOE_REPACK_NONE || (e->repack[m] & MOE_RP_PENDING))
                 continue;
-            if (w->dtype != PIO_DTYPE_Q4_0 ||
-                pio_wmat_layout_for(w->dtype, w->rows, w->cols) != PIO_DTYPE_Q4_0_X8) {
+            pio_dtype layout = pio_wmat_layout_for(w->dtype, w->rows, w->cols);
+            if (!pio_dtype_is_x8(layout) || w->dtype != pio_x8_base(layout)) {
                 e->repack[m] = PIO_MOE_REPACK_NONE;    /* this level runs it as it is */
                 continue;
             }
@@ -162,15 +163,15 @@ static pio_status moe_repack_routed(pio_threadpool *tp, pio_moe_expert *ex, int 
             if (e->repack[m] == PIO_MOE_REPACK_FILE_MAP &&
                 !moe_protect(w->data, (size_t)w->rows * pio_dtype_row_bytes(w->dtype, w->cols),
                              PROT_READ | PROT_WRITE)) {
-                /* stays Q4_0 (and runs). Its pages are left as they are: one
+                /* stays as it is (and runs). Its pages are left as they are: one
                  * may be shared with a pending neighbour's, now writable. */
                 e->repack[m] = PIO_MOE_REPACK_NONE;
                 continue;
             }
             e->repack[m] |= MOE_RP_PENDING;
             s->rp_list[n++] = idx[i] * 3 + m;
-            if (PIO_Q4_0_X8_ROWS * pio_dtype_row_bytes(w->dtype, w->cols) > tmp)
-                tmp = PIO_Q4_0_X8_ROWS * pio_dtype_row_bytes(w->dtype, w->cols);
+            if (PIO_X8_ROWS * pio_dtype_row_bytes(w->dtype, w->cols) > tmp)
+                tmp = PIO_X8_ROWS * pio_dtype_row_bytes(w->dtype, w->cols);
         }
     }
     if (n == 0)
@@ -198,7 +199,7 @@ static pio_status moe_repack_routed(pio_threadpool *tp, pio_moe_expert *ex, int 
         pio_wmat *w = moe_mat(e, s->rp_list[i] % 3);
         if ((e->repack[s->rp_list[i] % 3] & ~MOE_RP_PENDING) == PIO_MOE_REPACK_FILE_MAP)
             moe_protect(w->data, (size_t)w->rows * pio_dtype_row_bytes(w->dtype, w->cols), PROT_READ);
-        w->dtype = PIO_DTYPE_Q4_0_X8;
+        w->dtype = pio_wmat_layout_for(w->dtype, w->rows, w->cols);
         e->repack[s->rp_list[i] % 3] = PIO_MOE_REPACK_NONE;
     }
     return PIO_STATUS_OK;
@@ -301,9 +302,9 @@ static void moe_gemv_run(pio_threadpool *tp, moe_gemv_job *j, int n_mats, int64_
     int n_threads = pio_threadpool_size(tp);
     int want = (n_threads * MOE_TASKS_PER_THREAD + n_mats - 1) / n_mats;
     int64_t per = (rows + want - 1) / want;
-    /* whole micro-kernels: 4 rows, or two 8-row groups of Q4_0_X8 (every
-     * matrix of a job has the first's dtype: moe_decode_ok) */
-    per = j->mat[0]->dtype == PIO_DTYPE_Q4_0_X8 ? (per + 15) & ~(int64_t)15 : (per + 3) & ~(int64_t)3;
+    /* whole micro-kernels: 4 rows, or two 8-row groups of an X8 layout
+     * (every matrix of a job has the first's dtype: moe_decode_ok) */
+    per = pio_dtype_is_x8(j->mat[0]->dtype) ? (per + 15) & ~(int64_t)15 : (per + 3) & ~(int64_t)3;
     j->task_rows = per < 16 ? 16 : per;
     j->tasks_per_mat = (int)((rows + j->task_rows - 1) / j->task_rows);
     pio_threadpool_run(tp, n_mats * j->tasks_per_mat, moe_gemv_task, j);

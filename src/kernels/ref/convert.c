@@ -120,10 +120,10 @@ void pio_convert_to_f32(float *dst, const void *src, pio_dtype dt, int64_t n)
 void pio_wmat_row_f32(const pio_wmat *w, int64_t r, float *dst)
 {
     const char *base = w->data;
-    if (w->dtype == PIO_DTYPE_Q4_0_X8) {       /* row r % 8 of group r / 8 */
-        size_t group = PIO_Q4_0_X8_ROWS * pio_dtype_row_bytes(w->dtype, w->cols);
-        pio_q4_0_x8_dequantize_row(base + (size_t)(r / PIO_Q4_0_X8_ROWS) * group,
-                                   (int)(r % PIO_Q4_0_X8_ROWS), dst, w->cols);
+    if (pio_dtype_is_x8(w->dtype)) {            /* row r % 8 of group r / 8 */
+        size_t group = PIO_X8_ROWS * pio_dtype_row_bytes(w->dtype, w->cols);
+        pio_x8_dequantize_row(w->dtype, base + (size_t)(r / PIO_X8_ROWS) * group, (int)(r % PIO_X8_ROWS),
+                              dst, w->cols);
         return;
     }
     pio_convert_to_f32(dst, base + (size_t)r * pio_dtype_row_bytes(w->dtype, w->cols), w->dtype,

@@ -32,7 +32,7 @@
 
 #define GEMV_MAX_N 4         /* n up to this: decode path */
 #define GEMV_SHARE 3         /* decode task = remaining rows / (GEMV_SHARE·threads) */
-#define GEMV_MIN_ROWS 16     /* smallest decode task (two Q4_0_X8 groups) */
+#define GEMV_MIN_ROWS 16     /* smallest decode task (two 8-row groups of an X8 layout) */
 #define GEMV_MAX_TASKS 128
 #define ROW_BLOCK 32         /* prefill rows per task (multiple of the 4-row micro-kernel) */
 #define KC_QUANT 1024        /* prefill k block for quantized W (multiple of 256) */
@@ -168,12 +168,12 @@ typedef struct mm_job {
     int n_tasks, n_threads;
 } mm_job;
 
-/* Bytes from the start of a row (Q4_0_X8: of an 8-row group) to column c
+/* Bytes from the start of a row (X8 layouts: of an 8-row group) to column c
  * (c at a block/group boundary). */
 static size_t w_offset(pio_dtype dt, int64_t c)
 {
-    if (dt == PIO_DTYPE_Q4_0_X8)
-        return PIO_Q4_0_X8_ROWS * pio_dtype_row_bytes(dt, c);
+    if (pio_dtype_is_x8(dt))
+        return PIO_X8_ROWS * pio_dtype_row_bytes(dt, c);
     return pio_dtype_is_quantized(dt) ? pio_dtype_row_bytes(dt, c) : (size_t)c * pio_dtype_size(dt);
 }
 
@@ -195,7 +195,7 @@ static void prefetch_panel(const mm_job *job, int64_t r0, int nr, int64_t c, int
                            int part, int parts)
 {
     const pio_wmat *w = job->w;
-    int64_t unit = w->dtype == PIO_DTYPE_Q4_0_X8 ? PIO_Q4_0_X8_ROWS : 1;  /* rows per run */
+    int64_t unit = pio_dtype_is_x8(w->dtype) ? PIO_X8_ROWS : 1;  /* rows per run */
     int64_t runs = (nr + unit - 1) / unit, i;
     size_t off = w_offset(w->dtype, c), len = w_offset(w->dtype, c + kc) - off;
     const uint8_t *base = (const uint8_t *)w->data + (size_t)r0 * job->w_stride + off;
@@ -370,10 +370,10 @@ static pio_status check_weight(const pio_kernels *kt, const pio_wmat *w, int n)
         return pio_error(PIO_STATUS_ERR_SHAPE, "matmul: %s weight of %lld x %lld (cols must be "
                          "a multiple of %d), batch %d", pio_dtype_name(w->dtype),
                          (long long)w->rows, (long long)w->cols, be, n);
-    if (w->dtype == PIO_DTYPE_Q4_0_X8 && w->rows % PIO_Q4_0_X8_ROWS != 0)
+    if (pio_dtype_is_x8(w->dtype) && w->rows % PIO_X8_ROWS != 0)
         return pio_error(PIO_STATUS_ERR_SHAPE, "matmul: %s weight of %lld rows (must be a "
                          "multiple of %d)", pio_dtype_name(w->dtype), (long long)w->rows,
-                         PIO_Q4_0_X8_ROWS);
+                         PIO_X8_ROWS);
     return PIO_STATUS_OK;
 }
 
@@ -397,7 +397,7 @@ static void multi_task(void *p, int task, int thread)
  * Decode: `count` matrices that multiply the same x in one pool round (one
  * activation conversion, no barrier between them). Guided task sizes: each
  * task takes 1/(GEMV_SHARE·threads) of the rows left in the whole call, in
- * whole micro-kernels (4 rows, or two 8-row groups of Q4_0_X8), at least
+ * whole micro-kernels (4 rows, or two 8-row groups of an X8 layout), at least
  * GEMV_MIN_ROWS, and never crosses a matrix; a matrix's last task takes its
  * rest. Every row is summed by one task over all of k, so the results equal
  * separate calls bit for bit.
@@ -427,7 +427,7 @@ static pio_status matmul_decode(const pio_kernels *kt, pio_threadpool *tp, int c
     }
     for (j = 0; j < count; j++) {
         const pio_wmat *w = ws[j];
-        int64_t align = w->dtype == PIO_DTYPE_Q4_0_X8 ? 16 : 4, r = 0;
+        int64_t align = pio_dtype_is_x8(w->dtype) ? 16 : 4, r = 0;
         int local = 0;
         mm_job *job = &jobs[j];
 

@@ -146,50 +146,66 @@ static void q_dequantize_q4_0(const pio_block_q4_0 *x, float *y, int64_t k)
     }
 }
 
-/* ---- Q4_0_X8: 8 Q4_0 rows interleaved (layout in quant.h) ----------------- */
+/* ---- Q4_0_X8 / Q8_0_X8: 8 rows interleaved (layout in quant.h) ------------ */
 
-void pio_q4_0_x8_pack(void *dst, const void *src, size_t src_stride, int64_t k)
+/* Quant bytes per block of the plain format of x8 (16 or 32): chunks of 4. */
+static int x8_qs_bytes(pio_dtype x8)
 {
-    pio_block_q4_0x8 *o = dst;
-    int64_t nb = k / PIO_QK4_0;
+    return (int)pio_dtype_block_bytes(pio_x8_base(x8)) - 2;
+}
 
-    for (int64_t b = 0; b < nb; b++) {
-        for (int i = 0; i < PIO_Q4_0_X8_ROWS; i++) {
-            const pio_block_q4_0 *blk = (const pio_block_q4_0 *)((const char *)src + (size_t)i * src_stride) + b;
-            o[b].d[i] = blk->d;
-            for (int c = 0; c < 4; c++)
-                memcpy(o[b].qs[c][i], blk->qs + 4 * c, 4);
+void pio_x8_pack(pio_dtype x8, void *dst, const void *src, size_t src_stride, int64_t k)
+{
+    const int qb = x8_qs_bytes(x8);
+    const size_t bb = (size_t)qb + 2;        /* plain block bytes */
+    uint8_t *o = dst;
+
+    for (int64_t b = 0; b < k / 32; b++, o += PIO_X8_ROWS * bb) {
+        for (int i = 0; i < PIO_X8_ROWS; i++) {
+            const uint8_t *blk = (const uint8_t *)src + (size_t)i * src_stride + (size_t)b * bb;
+            memcpy(o + 2 * i, blk, 2);
+            for (int c = 0; c < qb / 4; c++)
+                memcpy(o + 16 + 32 * c + 4 * i, blk + 2 + 4 * c, 4);
         }
     }
 }
 
-void pio_q4_0_x8_unpack(void *dst, size_t dst_stride, const void *src, int64_t k)
+void pio_x8_unpack(pio_dtype x8, void *dst, size_t dst_stride, const void *src, int64_t k)
 {
-    const pio_block_q4_0x8 *g = src;
-    int64_t nb = k / PIO_QK4_0;
+    const int qb = x8_qs_bytes(x8);
+    const size_t bb = (size_t)qb + 2;
+    const uint8_t *g = src;
 
-    for (int64_t b = 0; b < nb; b++) {
-        for (int i = 0; i < PIO_Q4_0_X8_ROWS; i++) {
-            pio_block_q4_0 *blk = (pio_block_q4_0 *)((char *)dst + (size_t)i * dst_stride) + b;
-            blk->d = g[b].d[i];
-            for (int c = 0; c < 4; c++)
-                memcpy(blk->qs + 4 * c, g[b].qs[c][i], 4);
+    for (int64_t b = 0; b < k / 32; b++, g += PIO_X8_ROWS * bb) {
+        for (int i = 0; i < PIO_X8_ROWS; i++) {
+            uint8_t *blk = (uint8_t *)dst + (size_t)i * dst_stride + (size_t)b * bb;
+            memcpy(blk, g + 2 * i, 2);
+            for (int c = 0; c < qb / 4; c++)
+                memcpy(blk + 2 + 4 * c, g + 16 + 32 * c + 4 * i, 4);
         }
     }
 }
 
-void pio_q4_0_x8_dequantize_row(const void *group, int i, float *y, int64_t k)
+void pio_x8_dequantize_row(pio_dtype x8, const void *group, int i, float *y, int64_t k)
 {
-    const pio_block_q4_0x8 *g = group;
-    int64_t nb = k / PIO_QK4_0;
+    const int qb = x8_qs_bytes(x8);
+    const size_t bb = (size_t)qb + 2;
+    const uint8_t *g = group;
 
-    for (int64_t b = 0; b < nb; b++) {
-        const float d = pio_f16_to_f32(g[b].d[i]);
-        for (int c = 0; c < 4; c++) {
+    for (int64_t b = 0; b < k / 32; b++, g += PIO_X8_ROWS * bb, y += 32) {
+        uint16_t h;
+        float d;
+        memcpy(&h, g + 2 * i, 2);
+        d = pio_f16_to_f32(h);
+        for (int c = 0; c < qb / 4; c++) {
             for (int j = 0; j < 4; j++) {
-                const uint8_t q = g[b].qs[c][i][j];
-                y[b * PIO_QK4_0 + 4 * c + j] = ((q & 0x0F) - 8) * d;
-                y[b * PIO_QK4_0 + 4 * c + j + PIO_QK4_0 / 2] = ((q >> 4) - 8) * d;
+                const uint8_t q = g[16 + 32 * c + 4 * i + j];
+                if (x8 == PIO_DTYPE_Q8_0_X8) {
+                    y[4 * c + j] = (int8_t)q * d;
+                } else {
+                    y[4 * c + j] = ((q & 0x0F) - 8) * d;
+                    y[4 * c + j + 16] = ((q >> 4) - 8) * d;
+                }
             }
         }
     }

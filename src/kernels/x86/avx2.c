@@ -10,6 +10,7 @@
  *   Q4_0:     nibbles are unsigned: maddubs(q, x) - 8·Σx (Σx kept with the activations).
  *   Q4_0_X8:  8 rows interleaved (quant.h): 16 rows x 2 tokens, one lane per row, int16
  *             sums over a block against broadcast activation dwords; the decode path.
+ *   Q8_0_X8:  the same walk with the Q8_0 sign trick, int32 sums; the decode path.
  *   Q4_K/Q6_K: maddubs + madd by the integer sub-block scale, summed in int32 over
  *             the super-block; mins (Q4_K) and the -32 offset (Q6_K) come from bsums.
  */
@@ -708,7 +709,7 @@ static void tile_q4_0_avx2(TILE_ARGS) { TILE_WALK_PF(Q_MICRO, q4_0_micro); }
 static void tile_q4_K_avx2(TILE_ARGS) { TILE_WALK_PF(Q_MICRO, q4_K_micro); }
 static void tile_q6_K_avx2(TILE_ARGS) { TILE_WALK_PF(Q_MICRO, q6_K_micro); }
 
-/* ---- Q4_0_X8: 8 rows interleaved (quant.h) ------------------------------------------ */
+/* ---- Q4_0_X8 / Q8_0_X8: 8 rows interleaved (quant.h) -------------------------------- */
 
 /*
  * G groups of 8 rows (G <= 2) x T tokens (T <= 2), groups gs bytes apart.
@@ -801,31 +802,117 @@ AI void q4x8_micro(int G, int T, int64_t k, const uint8_t *w, size_t gs, const u
     }
 }
 
-#define Q4X8_CALL(G, T, g, t)                                                              \
-    q4x8_micro(G, T, k, (const uint8_t *)w + (size_t)(g) * gs, gs,                         \
-               (const uint8_t *)x + (size_t)(t) * x_stride, x_stride,                      \
-               y + (size_t)(t) * ldy + (size_t)(g) * 8, ldy, accumulate, pf)
+/*
+ * Q8_0_X8: G groups of 8 rows (G <= 2) x T tokens (T <= 2), as q4x8_micro
+ * with 8 chunks of signed bytes per block column: per chunk one 32-byte
+ * load gives 4 quants of each of the 8 rows; pmaddubsw(|w|, sign(x, w))
+ * against 4 activation bytes broadcast to the 8 dwords, widened by pmaddwd
+ * at once (2·127·127 leaves no int16 headroom for a second product) and
+ * summed in int32 over the block; then one FMA per block by d_w·d_x, lane i
+ * = row i. About half the instructions per weight of q8_0_micro: the scale
+ * conversion, the activation load and the final sum are shared by 8 rows.
+ */
+AI void q8x8_micro(int G, int T, int64_t k, const uint8_t *w, size_t gs, const uint8_t *x,
+                   size_t xs, float *y, size_t ldy, bool accumulate, bool pf)
+{
+    const __m256i ones = _mm256_set1_epi16(1);
+    const int64_t nb = k / 32;
+    __m256 acc[2][2];
+    int64_t b;
+    int gi, t, c;
 
-#define Q4X8_TOKENS(G, g)                                                                  \
+#pragma GCC unroll 2
+    for (gi = 0; gi < G; gi++)
+#pragma GCC unroll 2
+        for (t = 0; t < T; t++)
+            acc[gi][t] = _mm256_setzero_ps();
+    for (b = 0; b < nb; b++) {
+        const uint8_t *xb[2];
+        __m256i ai[2][2];
+        int j = (int)(b & 7);
+#pragma GCC unroll 2
+        for (t = 0; t < T; t++)
+            xb[t] = x + (size_t)t * xs + (size_t)(b >> 3) * PIO_ACT_Q8_GROUP_BYTES + 32 * j;
+#pragma GCC unroll 8
+        for (c = 0; c < 8; c++) {
+            __m256i v[2], aw[2];
+#pragma GCC unroll 2
+            for (gi = 0; gi < G; gi++) {
+                const uint8_t *blk = w + (size_t)gi * gs + (size_t)b * sizeof(pio_block_q8_0x8);
+                v[gi] = _mm256_loadu_si256((const __m256i *)(blk + 16 + 32 * c));
+                if (c < 5)        /* the next micro-kernel's groups, same column: 272 B */
+                    prefetch_next(pf, blk + 64 * c, 2 * gs, 1);
+                aw[gi] = _mm256_sign_epi8(v[gi], v[gi]);
+            }
+#pragma GCC unroll 2
+            for (t = 0; t < T; t++) {
+                int32_t x4;
+                __m256i xv;
+                memcpy(&x4, xb[t] + 4 * c, 4);
+                xv = _mm256_set1_epi32(x4);
+#pragma GCC unroll 2
+                for (gi = 0; gi < G; gi++) {
+                    __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(aw[gi], _mm256_sign_epi8(xv, v[gi])),
+                                                  ones);
+                    ai[gi][t] = c == 0 ? p : _mm256_add_epi32(ai[gi][t], p);
+                    PIN(ai[gi][t]);
+                }
+            }
+        }
+#pragma GCC unroll 2
+        for (gi = 0; gi < G; gi++) {
+            const uint8_t *blk = w + (size_t)gi * gs + (size_t)b * sizeof(pio_block_q8_0x8);
+            __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)blk));
+#pragma GCC unroll 2
+            for (t = 0; t < T; t++) {
+                const float *dx = (const float *)(x + (size_t)t * xs + (size_t)(b >> 3) * PIO_ACT_Q8_GROUP_BYTES + 256) + j;
+                acc[gi][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ai[gi][t]),
+                                             _mm256_mul_ps(dw, _mm256_broadcast_ss(dx)), acc[gi][t]);
+            }
+        }
+    }
+#pragma GCC unroll 2
+    for (gi = 0; gi < G; gi++) {
+#pragma GCC unroll 2
+        for (t = 0; t < T; t++) {
+            float *yt = y + (size_t)t * ldy + 8 * gi;
+            __m256 v = acc[gi][t];
+            if (accumulate)
+                v = _mm256_add_ps(v, _mm256_loadu_ps(yt));
+            _mm256_storeu_ps(yt, v);
+        }
+    }
+}
+
+#define X8_CALL(fn, G, T, g, t)                                                            \
+    fn(G, T, k, (const uint8_t *)w + (size_t)(g) * gs, gs,                                 \
+       (const uint8_t *)x + (size_t)(t) * x_stride, x_stride,                              \
+       y + (size_t)(t) * ldy + (size_t)(g) * 8, ldy, accumulate, pf)
+
+#define X8_TOKENS(fn, G, g)                                                                \
     do {                                                                                   \
         int t_;                                                                            \
         for (t_ = 0; t_ + 2 <= nt; t_ += 2)                                                \
-            Q4X8_CALL(G, 2, g, t_);                                                        \
+            X8_CALL(fn, G, 2, g, t_);                                                      \
         if (t_ < nt)                                                                       \
-            Q4X8_CALL(G, 1, g, t_);                                                        \
+            X8_CALL(fn, G, 1, g, t_);                                                      \
     } while (0)
 
 /* nr a multiple of 8; 16 rows x 2 tokens per micro-kernel. */
-static void tile_q4_0_x8_avx2(TILE_ARGS)
-{
-    const size_t gs = 8 * w_stride;
-    const bool pf = nt <= PF_TOKENS;
-    int ng = nr / 8, g;
-    for (g = 0; g + 2 <= ng; g += 2)
-        Q4X8_TOKENS(2, g);
-    if (g < ng)
-        Q4X8_TOKENS(1, g);
-}
+#define X8_TILE(name, fn)                                                                  \
+    static void name(TILE_ARGS)                                                            \
+    {                                                                                      \
+        const size_t gs = 8 * w_stride;                                                    \
+        const bool pf = nt <= PF_TOKENS;                                                   \
+        int ng = nr / 8, g;                                                                \
+        for (g = 0; g + 2 <= ng; g += 2)                                                   \
+            X8_TOKENS(fn, 2, g);                                                           \
+        if (g < ng)                                                                        \
+            X8_TOKENS(fn, 1, g);                                                           \
+    }
+
+X8_TILE(tile_q4_0_x8_avx2, q4x8_micro)
+X8_TILE(tile_q8_0_x8_avx2, q8x8_micro)
 
 /* ---- prefill: packed Q8_0 / Q4_0 panels --------------------------------------------- */
 
@@ -906,6 +993,25 @@ static void pack_q4_0_x8_avx2(void *dst, const void *w, size_t ws, int nr, int64
                 _mm256_store_si256((__m256i *)(o + 32 * (c + 4)),
                                    _mm256_and_si256(_mm256_srli_epi16(v, 4), m4));
             }
+            _mm256_store_ps((float *)(o + 256), _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)src)));
+        }
+    }
+}
+
+/* The same panel from Q8_0_X8 groups: the quants are already in panel
+ * order (a 256-byte copy); the scales become f32. */
+static void pack_q8_0_x8_avx2(void *dst, const void *w, size_t ws, int nr, int64_t k)
+{
+    const int64_t nb = k / 32;
+    int ng = nr / 8, g, c;
+    int64_t b;
+    for (g = 0; g < ng; g++) {
+        const uint8_t *src = (const uint8_t *)w + (size_t)g * 8 * ws;
+        uint8_t *o = (uint8_t *)dst + (size_t)g * (size_t)nb * PK2_BLOCK;
+        for (b = 0; b < nb; b++, src += sizeof(pio_block_q8_0x8), o += PK2_BLOCK) {
+            for (c = 0; c < 8; c++)
+                _mm256_store_si256((__m256i *)(o + 32 * c),
+                                   _mm256_loadu_si256((const __m256i *)(src + 16 + 32 * c)));
             _mm256_store_ps((float *)(o + 256), _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)src)));
         }
     }
@@ -1043,6 +1149,11 @@ void pio_kernels_init_avx2(pio_kernels *kt)
     kt->pack[PIO_DTYPE_Q4_0_X8] = pack_q4_0_x8_avx2;
     kt->tile_packed[PIO_DTYPE_Q4_0_X8] = tile_packed_q4_0_avx2;
     kt->weight_layout[PIO_DTYPE_Q4_0] = PIO_DTYPE_Q4_0_X8;
+    kt->tile[PIO_DTYPE_Q8_0_X8] = tile_q8_0_x8_avx2;
+    kt->pack_size[PIO_DTYPE_Q8_0_X8] = pack_size_q_avx2;
+    kt->pack[PIO_DTYPE_Q8_0_X8] = pack_q8_0_x8_avx2;
+    kt->tile_packed[PIO_DTYPE_Q8_0_X8] = tile_packed_q8_0_avx2;
+    kt->weight_layout[PIO_DTYPE_Q8_0] = PIO_DTYPE_Q8_0_X8;
     kt->tile[PIO_DTYPE_F32] = tile_f32_avx2;
     kt->pack_size[PIO_DTYPE_F32] = pack_size_float_avx2;
     kt->pack[PIO_DTYPE_F32] = pack_f32_avx2;

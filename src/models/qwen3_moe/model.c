@@ -9,7 +9,7 @@
  * only the k selected experts' weights are read, so experts that are never
  * selected are never paged in from the mmap. The first time an expert is
  * selected, pio_moe_forward repacks it in place into the kernels' layout
- * (Q4_0 -> Q4_0_X8 at AVX2): this writes into the experts' views, so one
+ * (Q8_0/Q4_0 -> Q8_0_X8/Q4_0_X8 at AVX2): this writes into the experts' views, so one
  * forward pass at a time per model (the engine's inference thread).
  */
 #include "qwen3_moe.h"

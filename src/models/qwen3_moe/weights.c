@@ -14,7 +14,8 @@
  *     or a fused ffn_gate_up_exps.
  * Each view is marked with how it may be rewritten in place (pio_moe_repack)
  * when the kernels run its dtype faster in another layout: pio_moe_forward
- * repacks an expert the first time it is routed to (Q4_0 -> Q4_0_X8 at AVX2).
+ * repacks an expert the first time it is routed to (Q8_0/Q4_0 -> the X8
+ * layouts at AVX2).
  */
 #include "qwen3_moe.h"
 
