@@ -1136,6 +1136,392 @@ AI void tile_packed_q(bool q4, TILE_ARGS)
 static void tile_packed_q8_0_avx2(TILE_ARGS) { tile_packed_q(false, k, nr, nt, w, w_stride, x, x_stride, y, ldy, accumulate); }
 static void tile_packed_q4_0_avx2(TILE_ARGS) { tile_packed_q(true, k, nr, nt, w, w_stride, x, x_stride, y, ldy, accumulate); }
 
+/* ---- prefill: packed Q4_K panels ----------------------------------------------------- */
+
+/*
+ * Panel layout, per group of 8 rows (the last one zero-padded) and
+ * super-block of 256 columns, PK4K_SB bytes:
+ *   q[8][8][8][4]: sub-block j, chunk c, row i: values 4c..4c+3 of the
+ *                  row's sub-block j as bytes 0..15 (the nibbles spread out);
+ *   int32 sc[8][8]: sub-block j, row i: its 6-bit scale in both int16 halves;
+ *   int32 mn[4][8]: pair p, row i: mins of sub-blocks 2p (low) and 2p+1 (high);
+ *   f32 d[8], dmin[8]: the rows' super-block scales (0 for padding rows).
+ * As in the Q4_0 panel, 4 activation bytes broadcast against a chunk give 8
+ * rows' partial products; a sub-block's 8 chunks sum in int16 (8 x 2·15·128
+ * < 2^15), one pmaddwd by the scale vector widens and scales them, and the
+ * super-block sums in int32 (exact, as GGML's). The mins term is 4 pmaddwd
+ * of the min pairs against the activation's 32-value sums. Packing spreads
+ * the nibbles with an 8x8 dword transpose per 32 bytes of each row.
+ */
+#define PK4K_Q 2048
+#define PK4K_SC 2048
+#define PK4K_MN (PK4K_SC + 256)
+#define PK4K_D (PK4K_MN + 128)
+#define PK4K_DMIN (PK4K_D + 32)
+#define PK4K_SB (PK4K_DMIN + 32)
+
+static size_t pack_size_q4_K_avx2(int nr, int64_t k)
+{
+    return (size_t)((nr + 7) / 8) * (size_t)(k / PIO_QK_K) * PK4K_SB;
+}
+
+static void pack_q4_K_avx2(void *dst, const void *w, size_t ws, int nr, int64_t k)
+{
+    const __m256i m4 = _mm256_set1_epi8(15);
+    const int64_t nsb = k / PIO_QK_K;
+    int ng = (nr + 7) / 8, g, i, j, c;
+    int64_t sb;
+    for (g = 0; g < ng; g++) {
+        for (sb = 0; sb < nsb; sb++) {
+            uint8_t *o = (uint8_t *)dst + ((size_t)g * (size_t)nsb + (size_t)sb) * PK4K_SB;
+            int32_t sc[8][8], mn[4][8];
+            float d[8], dm[8];
+            const pio_block_q4_K *blk[8];
+            for (i = 0; i < 8; i++) {
+                int r = 8 * g + i;
+                uint32_t u[4];
+                const uint8_t *s8 = (const uint8_t *)u;   /* scales 0..7, mins 8..15 */
+                blk[i] = r < nr ? (const pio_block_q4_K *)((const uint8_t *)w + (size_t)r * ws) + sb : NULL;
+                if (!blk[i]) {
+                    memset(u, 0, sizeof u);
+                    d[i] = dm[i] = 0.0f;
+                } else {
+                    q4k_unpack(blk[i]->scales, u);
+                    d[i] = f16(blk[i]->d);
+                    dm[i] = f16(blk[i]->dmin);
+                }
+                for (j = 0; j < 8; j++)
+                    sc[j][i] = (int32_t)s8[j] * 0x10001;
+                for (j = 0; j < 4; j++)
+                    mn[j][i] = (int32_t)s8[8 + 2 * j] | (int32_t)s8[9 + 2 * j] << 16;
+            }
+            for (j = 0; j < 4; j++) {       /* qs[32j..]: sub-blocks 2j (low nibbles), 2j+1 (high) */
+                __m256 lo[8], hi[8];
+                for (i = 0; i < 8; i++) {
+                    __m256i v = blk[i] ? _mm256_loadu_si256((const __m256i *)(blk[i]->qs + 32 * j))
+                                       : _mm256_setzero_si256();
+                    lo[i] = _mm256_castsi256_ps(_mm256_and_si256(v, m4));
+                    hi[i] = _mm256_castsi256_ps(_mm256_and_si256(_mm256_srli_epi16(v, 4), m4));
+                }
+                transpose8(lo);
+                transpose8(hi);
+                for (c = 0; c < 8; c++) {
+                    _mm256_store_ps((float *)(o + 256 * (2 * j) + 32 * c), lo[c]);
+                    _mm256_store_ps((float *)(o + 256 * (2 * j + 1) + 32 * c), hi[c]);
+                }
+            }
+            memcpy(o + PK4K_SC, sc, sizeof sc);
+            memcpy(o + PK4K_MN, mn, sizeof mn);
+            memcpy(o + PK4K_D, d, sizeof d);
+            memcpy(o + PK4K_DMIN, dm, sizeof dm);
+        }
+    }
+}
+
+/* G groups of 8 packed rows (G <= 2, `rows` valid) x T tokens (T <= 2). */
+AI void packed_q4K_micro(int G, int T, int64_t k, const uint8_t *pk, size_t gstride, int rows,
+                         const uint8_t *x, size_t xs, float *y, size_t ldy, bool accumulate)
+{
+    const int64_t nsb = k / PIO_QK_K;
+    __m256 accf[2][2];
+    int64_t sb;
+    int gi, t, j, c, p;
+
+#pragma GCC unroll 2
+    for (gi = 0; gi < G; gi++)
+#pragma GCC unroll 2
+        for (t = 0; t < T; t++)
+            accf[gi][t] = _mm256_setzero_ps();
+    for (sb = 0; sb < nsb; sb++) {
+        const uint8_t *pb = pk + (size_t)sb * PK4K_SB;
+        const pio_block_q8_K *xb[2];
+        __m256i isum[2][2];
+#pragma GCC unroll 2
+        for (t = 0; t < T; t++) {
+            xb[t] = (const pio_block_q8_K *)(x + (size_t)t * xs) + sb;
+#pragma GCC unroll 2
+            for (gi = 0; gi < G; gi++)
+                isum[gi][t] = _mm256_setzero_si256();
+        }
+        for (j = 0; j < 8; j++) {
+            __m256i a16[2][2];
+#pragma GCC unroll 8
+            for (c = 0; c < 8; c++) {
+                __m256i wv[2];
+#pragma GCC unroll 2
+                for (gi = 0; gi < G; gi++)
+                    wv[gi] = _mm256_load_si256((const __m256i *)(pb + (size_t)gi * gstride + 256 * j + 32 * c));
+#pragma GCC unroll 2
+                for (t = 0; t < T; t++) {
+                    int32_t x4;
+                    __m256i xv;
+                    memcpy(&x4, xb[t]->qs + 32 * j + 4 * c, 4);
+                    xv = _mm256_set1_epi32(x4);
+#pragma GCC unroll 2
+                    for (gi = 0; gi < G; gi++) {
+                        __m256i q = _mm256_maddubs_epi16(wv[gi], xv);
+                        a16[gi][t] = c == 0 ? q : _mm256_add_epi16(a16[gi][t], q);
+                        PIN(a16[gi][t]);
+                    }
+                }
+            }
+#pragma GCC unroll 2
+            for (gi = 0; gi < G; gi++) {
+                __m256i scv = _mm256_load_si256((const __m256i *)(pb + (size_t)gi * gstride + PK4K_SC + 32 * j));
+#pragma GCC unroll 2
+                for (t = 0; t < T; t++)
+                    isum[gi][t] = _mm256_add_epi32(isum[gi][t], _mm256_madd_epi16(a16[gi][t], scv));
+            }
+        }
+#pragma GCC unroll 2
+        for (t = 0; t < T; t++) {
+            /* the 8 sub-blocks' activation sums as int16 pairs (2p, 2p+1) */
+            __m128i bs = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)xb[t]->bsums),
+                                        _mm_loadu_si128((const __m128i *)xb[t]->bsums + 1));
+            __m256 dx = _mm256_set1_ps(xb[t]->d);
+#pragma GCC unroll 2
+            for (gi = 0; gi < G; gi++) {
+                const uint8_t *pg = pb + (size_t)gi * gstride;
+                __m256i mt = _mm256_setzero_si256();
+#pragma GCC unroll 4
+                for (p = 0; p < 4; p++) {
+                    __m256i bp = _mm256_set1_epi32(p == 0 ? _mm_extract_epi32(bs, 0) : p == 1 ? _mm_extract_epi32(bs, 1)
+                                                   : p == 2 ? _mm_extract_epi32(bs, 2) : _mm_extract_epi32(bs, 3));
+                    mt = _mm256_add_epi32(mt, _mm256_madd_epi16(
+                        _mm256_load_si256((const __m256i *)(pg + PK4K_MN + 32 * p)), bp));
+                }
+                accf[gi][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[gi][t]),
+                                              _mm256_mul_ps(_mm256_load_ps((const float *)(pg + PK4K_D)), dx),
+                                              accf[gi][t]);
+                accf[gi][t] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(mt),
+                                               _mm256_mul_ps(_mm256_load_ps((const float *)(pg + PK4K_DMIN)), dx),
+                                               accf[gi][t]);
+            }
+        }
+    }
+#pragma GCC unroll 2
+    for (gi = 0; gi < G; gi++) {
+        int valid = rows - 8 * gi;
+        __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(valid), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+#pragma GCC unroll 2
+        for (t = 0; t < T; t++) {
+            float *yt = y + (size_t)t * ldy + 8 * gi;
+            __m256 v = accf[gi][t];
+            if (accumulate)
+                v = _mm256_add_ps(v, _mm256_maskload_ps(yt, m));
+            _mm256_maskstore_ps(yt, m, v);
+        }
+    }
+}
+
+/* ---- prefill: packed Q6_K panels ----------------------------------------------------- */
+
+/*
+ * Panel layout, per group of 8 rows (the last one zero-padded) and
+ * super-block of 256 columns, PK6K_SB bytes:
+ *   q[8][8][8][4]: sub-block j (32 values), chunk c, row i: values 4c..4c+3
+ *                  of the row's sub-block j as bytes 0..63 (q, before -32);
+ *   int32 sc[16][8]: group g (16 values), row i: its int8 scale, sign-extended,
+ *                  in both int16 halves;
+ *   int32 sp[8][8]: pair p, row i: the scales of groups 2p (low) and 2p+1 (high);
+ *   f32 d[8]:      the rows' super-block scales (0 for padding rows).
+ * Two chunks' pmaddubsw sum in int16 (2 x 2·63·128 < 2^15); pmaddwd by the
+ * group's scale vector widens each such pair of chunks. The -32 offset is subtracted in int32
+ * as 32·Σ_g sc_g·Σx_g (8 pmaddwd of the scale pairs against the activation's
+ * 16-value sums), so a row's super-block sum is exact, as GGML's.
+ */
+#define PK6K_SC 2048
+#define PK6K_SP (PK6K_SC + 512)
+#define PK6K_D (PK6K_SP + 256)
+#define PK6K_SB (PK6K_D + 32)
+
+static size_t pack_size_q6_K_avx2(int nr, int64_t k)
+{
+    return (size_t)((nr + 7) / 8) * (size_t)(k / PIO_QK_K) * PK6K_SB;
+}
+
+/* The 256 6-bit values of a Q6_K block, unsigned, in order (GGML dequantize_row_q6_K). */
+AI void q6k_values(const pio_block_q6_K *b, uint8_t q[PIO_QK_K])
+{
+    int n, l;
+    for (n = 0; n < 2; n++) {
+        const uint8_t *ql = b->ql + 64 * n, *qh = b->qh + 32 * n;
+        uint8_t *o = q + 128 * n;
+        for (l = 0; l < 32; l++) {
+            o[l] = (uint8_t)((ql[l] & 0xF) | ((qh[l] & 3) << 4));
+            o[l + 32] = (uint8_t)((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4));
+            o[l + 64] = (uint8_t)((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4));
+            o[l + 96] = (uint8_t)((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4));
+        }
+    }
+}
+
+static void pack_q6_K_avx2(void *dst, const void *w, size_t ws, int nr, int64_t k)
+{
+    const int64_t nsb = k / PIO_QK_K;
+    int ng = (nr + 7) / 8, g, i, j, c;
+    int64_t sb;
+    for (g = 0; g < ng; g++) {
+        for (sb = 0; sb < nsb; sb++) {
+            uint8_t *o = (uint8_t *)dst + ((size_t)g * (size_t)nsb + (size_t)sb) * PK6K_SB;
+            uint8_t q[8][PIO_QK_K] __attribute__((aligned(32)));
+            int32_t sc[16][8], sp[8][8];
+            float d[8];
+            for (i = 0; i < 8; i++) {
+                int r = 8 * g + i;
+                const pio_block_q6_K *blk =
+                    r < nr ? (const pio_block_q6_K *)((const uint8_t *)w + (size_t)r * ws) + sb : NULL;
+                if (blk)
+                    q6k_values(blk, q[i]);
+                else
+                    memset(q[i], 0, sizeof q[i]);
+                d[i] = blk ? f16(blk->d) : 0.0f;
+                for (j = 0; j < 16; j++)            /* int16 lanes: the sign-extended scale */
+                    sc[j][i] = blk ? (int32_t)((uint32_t)(uint16_t)blk->scales[j] * 0x10001u) : 0;
+                for (j = 0; j < 8; j++)
+                    sp[j][i] = blk ? (int32_t)((uint32_t)(uint16_t)blk->scales[2 * j] |
+                                               (uint32_t)(uint16_t)blk->scales[2 * j + 1] << 16) : 0;
+            }
+            for (j = 0; j < 8; j++) {
+                __m256 v[8];
+                for (i = 0; i < 8; i++)
+                    v[i] = _mm256_load_ps((const float *)(q[i] + 32 * j));
+                transpose8(v);
+                for (c = 0; c < 8; c++)
+                    _mm256_store_ps((float *)(o + 256 * j + 32 * c), v[c]);
+            }
+            memcpy(o + PK6K_SC, sc, sizeof sc);
+            memcpy(o + PK6K_SP, sp, sizeof sp);
+            memcpy(o + PK6K_D, d, sizeof d);
+        }
+    }
+}
+
+/* G groups of 8 packed rows (G <= 2, `rows` valid) x T tokens (T <= 2). */
+AI void packed_q6K_micro(int G, int T, int64_t k, const uint8_t *pk, size_t gstride, int rows,
+                         const uint8_t *x, size_t xs, float *y, size_t ldy, bool accumulate)
+{
+    const int64_t nsb = k / PIO_QK_K;
+    __m256 accf[2][2];
+    int64_t sb;
+    int gi, t, h, c, p;
+
+#pragma GCC unroll 2
+    for (gi = 0; gi < G; gi++)
+#pragma GCC unroll 2
+        for (t = 0; t < T; t++)
+            accf[gi][t] = _mm256_setzero_ps();
+    for (sb = 0; sb < nsb; sb++) {
+        const uint8_t *pb = pk + (size_t)sb * PK6K_SB;
+        const pio_block_q8_K *xb[2];
+        __m256i isum[2][2];
+#pragma GCC unroll 2
+        for (t = 0; t < T; t++) {
+            xb[t] = (const pio_block_q8_K *)(x + (size_t)t * xs) + sb;
+#pragma GCC unroll 2
+            for (gi = 0; gi < G; gi++)
+                isum[gi][t] = _mm256_setzero_si256();
+        }
+        for (h = 0; h < 16; h++) {          /* group h: 16 values, chunks 4h..4h+3 of the super-block */
+            __m256i a16[2][2][2];
+#pragma GCC unroll 4
+            for (c = 0; c < 4; c++) {
+                __m256i wv[2];
+#pragma GCC unroll 2
+                for (gi = 0; gi < G; gi++)
+                    wv[gi] = _mm256_load_si256((const __m256i *)(pb + (size_t)gi * gstride + 128 * h + 32 * c));
+#pragma GCC unroll 2
+                for (t = 0; t < T; t++) {
+                    int32_t x4;
+                    __m256i xv;
+                    memcpy(&x4, xb[t]->qs + 16 * h + 4 * c, 4);
+                    xv = _mm256_set1_epi32(x4);
+#pragma GCC unroll 2
+                    for (gi = 0; gi < G; gi++) {
+                        __m256i q = _mm256_maddubs_epi16(wv[gi], xv);
+                        a16[gi][t][c >> 1] = (c & 1) == 0 ? q : _mm256_add_epi16(a16[gi][t][c >> 1], q);
+                        PIN(a16[gi][t][c >> 1]);
+                    }
+                }
+            }
+#pragma GCC unroll 2
+            for (gi = 0; gi < G; gi++) {
+                __m256i scv = _mm256_load_si256((const __m256i *)(pb + (size_t)gi * gstride + PK6K_SC + 32 * h));
+#pragma GCC unroll 2
+                for (t = 0; t < T; t++)         /* each int16 pair sum widened on its own */
+                    isum[gi][t] = _mm256_add_epi32(_mm256_add_epi32(isum[gi][t], _mm256_madd_epi16(a16[gi][t][0], scv)),
+                                                   _mm256_madd_epi16(a16[gi][t][1], scv));
+            }
+        }
+#pragma GCC unroll 2
+        for (t = 0; t < T; t++) {
+            __m256 dx = _mm256_set1_ps(xb[t]->d);
+#pragma GCC unroll 2
+            for (gi = 0; gi < G; gi++) {
+                const uint8_t *pg = pb + (size_t)gi * gstride;
+                __m256i off = _mm256_setzero_si256();
+#pragma GCC unroll 8
+                for (p = 0; p < 8; p++) {
+                    int32_t b2;
+                    memcpy(&b2, xb[t]->bsums + 2 * p, 4);          /* Σx of groups 2p, 2p+1 */
+                    off = _mm256_add_epi32(off, _mm256_madd_epi16(
+                        _mm256_load_si256((const __m256i *)(pg + PK6K_SP + 32 * p)), _mm256_set1_epi32(b2)));
+                }
+                isum[gi][t] = _mm256_sub_epi32(isum[gi][t], _mm256_slli_epi32(off, 5));
+                accf[gi][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[gi][t]),
+                                              _mm256_mul_ps(_mm256_load_ps((const float *)(pg + PK6K_D)), dx),
+                                              accf[gi][t]);
+            }
+        }
+    }
+#pragma GCC unroll 2
+    for (gi = 0; gi < G; gi++) {
+        int valid = rows - 8 * gi;
+        __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(valid), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+#pragma GCC unroll 2
+        for (t = 0; t < T; t++) {
+            float *yt = y + (size_t)t * ldy + 8 * gi;
+            __m256 v = accf[gi][t];
+            if (accumulate)
+                v = _mm256_add_ps(v, _mm256_maskload_ps(yt, m));
+            _mm256_maskstore_ps(yt, m, v);
+        }
+    }
+}
+
+#define PACKED_K_CALL(fn, G, T, g, t, rows)                                                \
+    fn(G, T, k, (const uint8_t *)w + (size_t)(g) * gstride, gstride, rows,                 \
+       (const uint8_t *)x + (size_t)(t) * x_stride, x_stride,                              \
+       y + (size_t)(t) * ldy + (size_t)(g) * 8, ldy, accumulate)
+
+#define PACKED_K_TOKENS(fn, G, g, rows)                                                    \
+    do {                                                                                   \
+        int t_;                                                                            \
+        for (t_ = 0; t_ + 2 <= nt; t_ += 2)                                                \
+            PACKED_K_CALL(fn, G, 2, g, t_, rows);                                          \
+        if (t_ < nt)                                                                       \
+            PACKED_K_CALL(fn, G, 1, g, t_, rows);                                          \
+    } while (0)
+
+/* w: a panel from pack_q4_K_avx2 / pack_q6_K_avx2 (w_stride unused); 16 rows
+ * x 2 tokens per micro-kernel. */
+#define PACKED_K_TILE(name, fn, SB_BYTES)                                                  \
+    static void name(TILE_ARGS)                                                            \
+    {                                                                                      \
+        const size_t gstride = (size_t)(k / PIO_QK_K) * (SB_BYTES);                        \
+        int ng = (nr + 7) / 8, g;                                                          \
+        (void)w_stride;                                                                    \
+        for (g = 0; g + 2 <= ng; g += 2) {                                                 \
+            int rows = nr - 8 * g < 16 ? nr - 8 * g : 16;                                  \
+            PACKED_K_TOKENS(fn, 2, g, rows);                                               \
+        }                                                                                  \
+        if (g < ng)                                                                        \
+            PACKED_K_TOKENS(fn, 1, g, nr - 8 * g);                                         \
+    }
+
+PACKED_K_TILE(tile_packed_q4_K_avx2, packed_q4K_micro, PK4K_SB)
+PACKED_K_TILE(tile_packed_q6_K_avx2, packed_q6K_micro, PK6K_SB)
+
 void pio_kernels_init_avx2(pio_kernels *kt)
 {
     kt->pack_size[PIO_DTYPE_Q8_0] = pack_size_q_avx2;
@@ -1169,6 +1555,12 @@ void pio_kernels_init_avx2(pio_kernels *kt)
     kt->tile[PIO_DTYPE_Q8_0] = tile_q8_0_avx2;
     kt->tile[PIO_DTYPE_Q4_0] = tile_q4_0_avx2;
     kt->tile[PIO_DTYPE_Q4_K] = tile_q4_K_avx2;
+    kt->pack_size[PIO_DTYPE_Q4_K] = pack_size_q4_K_avx2;
+    kt->pack[PIO_DTYPE_Q4_K] = pack_q4_K_avx2;
+    kt->tile_packed[PIO_DTYPE_Q4_K] = tile_packed_q4_K_avx2;
+    kt->pack_size[PIO_DTYPE_Q6_K] = pack_size_q6_K_avx2;
+    kt->pack[PIO_DTYPE_Q6_K] = pack_q6_K_avx2;
+    kt->tile_packed[PIO_DTYPE_Q6_K] = tile_packed_q6_K_avx2;
     kt->tile[PIO_DTYPE_Q6_K] = tile_q6_K_avx2;
     kt->quantize_q8 = quantize_q8_avx2;
     kt->to_f32 = to_f32_avx2;
