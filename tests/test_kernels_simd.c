@@ -14,7 +14,7 @@
  *  4. pio_matmul end-to-end for every level and dtype with 1 and 3 threads,
  *     decode (n <= 4) and prefill shapes, against the references;
  *  5. argument errors;
- *  6. the Q4_0_X8 and Q8_0_X8 layouts (8 rows interleaved): pack/unpack
+ *  6. the Q4_0_X8, Q8_0_X8 and Q4_K_X8 layouts (8 rows interleaved): pack/unpack
  *     round trip, row lookup, every level's tiles (and packed prefill)
  *     against the scalar level, which equals the plain format's tile bit for
  *     bit, and pio_matmul on the repacked matrix against the plain format
@@ -433,6 +433,8 @@ static void test_x8_layout(pio_dtype x8dt)
     for (ki = 0; ki < sizeof ks / sizeof ks[0]; ki++) {
         int64_t k = ks[ki];
         size_t rb = pio_dtype_row_bytes(base, k), xs;
+        if (k % pio_dtype_block_elems(base) != 0)
+            continue;
         void *q = make_w(base, maxr, k);
         uint8_t *x8 = to_x8(x8dt, q, maxr, k), *back = check_malloc(rb * maxr);
         float *x = check_malloc(sizeof(float) * (size_t)(maxt * k));
@@ -541,6 +543,8 @@ static void test_x8_matmul(pio_dtype x8dt, pio_threadpool *tp1, pio_threadpool *
     for (s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         int64_t rows = shapes[s][0], cols = shapes[s][1];
         size_t rb = pio_dtype_row_bytes(base, cols);
+        if (cols % pio_dtype_block_elems(base) != 0)
+            continue;
         void *q = make_w(base, rows, cols), *x8 = to_x8(x8dt, q, rows, cols);
         pio_wmat wq = { base, q, rows, cols }, wx = { x8dt, x8, rows, cols };
         float *x = check_malloc(sizeof(float) * (size_t)(nmax * cols));
@@ -594,12 +598,13 @@ static void test_x8_matmul(pio_dtype x8dt, pio_threadpool *tp1, pio_threadpool *
         float xx[32] = { 0 }, yy[12];
         pio_wmat odd = { x8dt, wbuf, 12, 32 };
         CHECK(pio_matmul(NULL, yy, xx, 1, &odd) == PIO_STATUS_ERR_SHAPE, "%s rows not a multiple of 8", name);
-        CHECK(pio_wmat_layout_for(base, 12, 32) == base, "12 rows stay %s", pio_dtype_name(base));
-        CHECK(pio_wmat_layout_for(base, 16, 48) == base, "cols not a multiple of 32: %s stays",
+        const int be = pio_dtype_block_elems(base);
+        CHECK(pio_wmat_layout_for(base, 12, be) == base, "12 rows stay %s", pio_dtype_name(base));
+        CHECK(pio_wmat_layout_for(base, 16, be + 16) == base, "cols not whole blocks: %s stays",
               pio_dtype_name(base));
-        CHECK(pio_wmat_layout_for(base, 16, 32) == pio_kernels_get()->weight_layout[base],
+        CHECK(pio_wmat_layout_for(base, 16, be) == pio_kernels_get()->weight_layout[base],
               "16 rows of %s: the active level's layout", pio_dtype_name(base));
-        CHECK(pio_wmat_layout_for(PIO_DTYPE_Q4_K, 16, 256) == PIO_DTYPE_Q4_K, "Q4_K stays");
+        CHECK(pio_wmat_layout_for(PIO_DTYPE_Q6_K, 16, 256) == PIO_DTYPE_Q6_K, "Q6_K stays");
     }
     printf("  matmul %s vs %s worst rel err %.2e\n", name, pio_dtype_name(base), worst);
 }
@@ -618,6 +623,7 @@ static void test_matmul_multi(pio_threadpool *tp1, pio_threadpool *tp3)
         { 3, { PIO_DTYPE_Q4_0_X8, PIO_DTYPE_Q4_0_X8, PIO_DTYPE_Q4_0_X8 }, { 64, 16, 16 }, 1280 },
         { 3, { PIO_DTYPE_Q8_0_X8, PIO_DTYPE_Q8_0_X8, PIO_DTYPE_Q8_0_X8 }, { 64, 16, 16 }, 1280 },
         { 2, { PIO_DTYPE_Q8_0_X8, PIO_DTYPE_Q8_0 }, { 24, 13 }, 512 },
+        { 3, { PIO_DTYPE_Q4_K_X8, PIO_DTYPE_Q4_K_X8, PIO_DTYPE_Q4_K }, { 48, 16, 9 }, 768 },
         { 2, { PIO_DTYPE_BF16, PIO_DTYPE_F32 }, { 37, 5 }, 256 },
         { 4, { PIO_DTYPE_Q4_K, PIO_DTYPE_Q8_0, PIO_DTYPE_Q6_K, PIO_DTYPE_F16 }, { 20, 10, 0, 9 }, 512 },
         { 1, { PIO_DTYPE_Q8_0 }, { 300 }, 256 },
@@ -748,8 +754,10 @@ int main(void)
     test_errors();
     test_x8_layout(PIO_DTYPE_Q4_0_X8);
     test_x8_layout(PIO_DTYPE_Q8_0_X8);
+    test_x8_layout(PIO_DTYPE_Q4_K_X8);
     test_x8_matmul(PIO_DTYPE_Q4_0_X8, tp1, tp3);
     test_x8_matmul(PIO_DTYPE_Q8_0_X8, tp1, tp3);
+    test_x8_matmul(PIO_DTYPE_Q4_K_X8, tp1, tp3);
     test_matmul_multi(tp1, tp3);
     printf("%d kernel comparisons\n", n_compared);
     pio_threadpool_free(tp1);

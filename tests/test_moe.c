@@ -8,7 +8,7 @@
  *     pio_swiglu_mlp, for F32, BF16, Q8_0, Q4_0 and Q4_K experts, awkward
  *     sizes, and a batch in which some experts get no token;
  *   - an expert index out of range is an error, not a crash;
- *   - lazy repack (pio_moe_repack): Q4_0 and Q8_0 experts in owned memory
+ *   - lazy repack (pio_moe_repack): Q4_0, Q8_0 and Q4_K experts in owned memory
  *     and in a read-only private file mapping (views at unaligned offsets, so
  *     pages are shared between matrices) become Q4_0_X8 / Q8_0_X8 in place
  *     the first time they are routed to, when the active level wants that
@@ -224,7 +224,8 @@ static bool want_x8(pio_dtype dt, int64_t rows, int64_t cols)
  */
 static void test_lazy_repack(pio_dtype dt, bool file_map, int H, int ff, int ne, int k)
 {
-    const pio_dtype x8dt = dt == PIO_DTYPE_Q8_0 ? PIO_DTYPE_Q8_0_X8 : PIO_DTYPE_Q4_0_X8;
+    const pio_dtype x8dt = dt == PIO_DTYPE_Q8_0 ? PIO_DTYPE_Q8_0_X8 : dt == PIO_DTYPE_Q4_K ? PIO_DTYPE_Q4_K_X8
+                                                                                   : PIO_DTYPE_Q4_0_X8;
     unsigned seed = 29u + (unsigned)file_map;
     const size_t skew = 96;
     size_t rb_h = pio_dtype_row_bytes(dt, H), rb_f = pio_dtype_row_bytes(dt, ff);
@@ -383,5 +384,7 @@ int main(void)
     test_lazy_repack(PIO_DTYPE_Q8_0, true, 128, 64, 8, 2);
     test_lazy_repack(PIO_DTYPE_Q4_0, true, 256, 96, 6, 3);
     test_lazy_repack(PIO_DTYPE_Q8_0, true, 256, 96, 6, 3);
+    test_lazy_repack(PIO_DTYPE_Q4_K, false, 256, 512, 5, 2);
+    test_lazy_repack(PIO_DTYPE_Q4_K, true, 512, 256, 6, 3);
     return check_report("test_moe");
 }

@@ -70,6 +70,7 @@ typedef enum pio_dtype {
     PIO_DTYPE_Q4_0_X8,   /* internal: Q4_0 rows repacked 8-interleaved at load for
                             the CPU kernels (src/kernels/quant.h); never in files */
     PIO_DTYPE_Q8_0_X8,   /* internal: the same for Q8_0 rows */
+    PIO_DTYPE_Q4_K_X8,   /* internal: the same for Q4_K rows */
     PIO_DTYPE_COUNT
 } pio_dtype;
 

@@ -61,6 +61,7 @@ static const struct dtype_desc {
     [PIO_DTYPE_Q8_K] = { "Q8_K", 256, 4 + 256 + 32 },     /* f32 d, qs[256], int16 bsums[16] */
     [PIO_DTYPE_Q4_0_X8] = { "Q4_0_X8", 32, 2 + 16 },      /* Q4_0 bytes, 8 rows interleaved */
     [PIO_DTYPE_Q8_0_X8] = { "Q8_0_X8", 32, 2 + 32 },      /* Q8_0 bytes, 8 rows interleaved */
+    [PIO_DTYPE_Q4_K_X8] = { "Q4_K_X8", 256, 144 },        /* Q4_K bytes, 8 rows interleaved */
 };
 
 size_t pio_dtype_size(pio_dtype dt)

@@ -20,7 +20,7 @@ int pio_act_kind_of(pio_dtype dt)
     case PIO_DTYPE_F32: case PIO_DTYPE_F16: case PIO_DTYPE_BF16: return PIO_ACT_F32;
     case PIO_DTYPE_Q8_0: case PIO_DTYPE_Q4_0:
     case PIO_DTYPE_Q8_0_X8: case PIO_DTYPE_Q4_0_X8: return PIO_ACT_Q8;
-    case PIO_DTYPE_Q4_K: case PIO_DTYPE_Q6_K: return PIO_ACT_Q8_K;
+    case PIO_DTYPE_Q4_K: case PIO_DTYPE_Q6_K: case PIO_DTYPE_Q4_K_X8: return PIO_ACT_Q8_K;
     default: return -1;
     }
 }
@@ -223,25 +223,51 @@ static inline void q4k_scale_min(int j, const uint8_t *q, int *sc, int *m)
     }
 }
 
+/* Block i's term of a Q4_K row's dot product (GGML's order within the block). */
+static float q4_K_block_term(const pio_block_q4_K *w, const pio_block_q8_K *x)
+{
+    int32_t sumi = 0, summ = 0;
+    int j, l;
+    for (j = 0; j < 8; j++) {
+        const uint8_t *q = w->qs + 32 * (j / 2);
+        const int8_t *qx = x->qs + 32 * j;
+        int sc, m, shift = 4 * (j & 1);
+        int32_t dot = 0;
+        q4k_scale_min(j, w->scales, &sc, &m);
+        for (l = 0; l < 32; l++)
+            dot += ((q[l] >> shift) & 15) * qx[l];
+        sumi += sc * dot;
+        summ += m * (x->bsums[2 * j] + x->bsums[2 * j + 1]);
+    }
+    return x->d * (pio_f16_to_f32(w->d) * (float)sumi - pio_f16_to_f32(w->dmin) * (float)summ);
+}
+
 static float dot_q4_K_scalar(const pio_block_q4_K *w, const pio_block_q8_K *x, int64_t k)
 {
     int64_t nb = k / PIO_QK_K, i;
     float s = 0.0f;
+    for (i = 0; i < nb; i++)
+        s += q4_K_block_term(&w[i], &x[i]);
+    return s;
+}
+
+/* Row r (0..7) of a Q4_K_X8 group: each block gathered back into Q4_K, the
+ * same terms in the same order as dot_q4_K_scalar, so the results are equal. */
+static float dot_q4_K_x8_scalar(const pio_block_q4_Kx8 *g, int r, const uint8_t *xq, int64_t k)
+{
+    const pio_block_q8_K *x = (const pio_block_q8_K *)(const void *)xq;
+    int64_t nb = k / PIO_QK_K, i;
+    float s = 0.0f;
     for (i = 0; i < nb; i++) {
-        int32_t sumi = 0, summ = 0;
-        int j, l;
-        for (j = 0; j < 8; j++) {
-            const uint8_t *q = w[i].qs + 32 * (j / 2);
-            const int8_t *qx = x[i].qs + 32 * j;
-            int sc, m, shift = 4 * (j & 1);
-            int32_t dot = 0;
-            q4k_scale_min(j, w[i].scales, &sc, &m);
-            for (l = 0; l < 32; l++)
-                dot += ((q[l] >> shift) & 15) * qx[l];
-            sumi += sc * dot;
-            summ += m * (x[i].bsums[2 * j] + x[i].bsums[2 * j + 1]);
-        }
-        s += x[i].d * (pio_f16_to_f32(w[i].d) * (float)sumi - pio_f16_to_f32(w[i].dmin) * (float)summ);
+        pio_block_q4_K b;
+        int c;
+        b.d = g[i].d[r];
+        b.dmin = g[i].dmin[r];
+        for (c = 0; c < 3; c++)
+            memcpy(b.scales + 4 * c, g[i].scales[c][r], 4);
+        for (c = 0; c < 32; c++)
+            memcpy(b.qs + 4 * c, g[i].qs[c][r], 4);
+        s += q4_K_block_term(&b, &x[i]);
     }
     return s;
 }
@@ -320,6 +346,7 @@ SCALAR_TILE(tile_q6_K_scalar, dot_q6_K_scalar(wr, xt, k))
 
 SCALAR_X8_TILE(tile_q8_0_x8_scalar, dot_q8_0_x8_scalar)
 SCALAR_X8_TILE(tile_q4_0_x8_scalar, dot_q4_0_x8_scalar)
+SCALAR_X8_TILE(tile_q4_K_x8_scalar, dot_q4_K_x8_scalar)
 
 void pio_kernels_init_scalar(pio_kernels *kt)
 {
@@ -334,6 +361,7 @@ void pio_kernels_init_scalar(pio_kernels *kt)
     kt->tile[PIO_DTYPE_Q6_K] = tile_q6_K_scalar;
     kt->tile[PIO_DTYPE_Q8_0_X8] = tile_q8_0_x8_scalar;
     kt->tile[PIO_DTYPE_Q4_0_X8] = tile_q4_0_x8_scalar;
+    kt->tile[PIO_DTYPE_Q4_K_X8] = tile_q4_K_x8_scalar;
     for (int d = 0; d < PIO_DTYPE_COUNT; d++)
         kt->weight_layout[d] = (pio_dtype)d;
     kt->quantize_q8 = quantize_q8_scalar;
@@ -402,7 +430,7 @@ pio_dtype pio_wmat_layout_for(pio_dtype dt, int64_t rows, int64_t cols)
     if ((unsigned)dt >= PIO_DTYPE_COUNT)
         return dt;
     l = pio_kernels_get()->weight_layout[dt];
-    if (pio_dtype_is_x8(l) && (rows <= 0 || rows % PIO_X8_ROWS != 0 || cols % 32 != 0))
+    if (pio_dtype_is_x8(l) && (rows <= 0 || rows % PIO_X8_ROWS != 0 || cols % pio_dtype_block_elems(l) != 0))
         return dt;
     return l;
 }

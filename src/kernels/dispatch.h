@@ -17,7 +17,8 @@
  *                     one (d, s) per block of 32: x ≈ d·qs, s = Σ qs. The
  *                     last group is zero-padded. Groups let a k-range that
  *                     starts at a multiple of 256 be addressed by offset.
- *   Q4_K, Q6_K     -> PIO_ACT_Q8_K: GGML block_q8_K (d, qs[256], bsums[16]).
+ *   Q4_K, Q6_K,
+ *   Q4_K_X8        -> PIO_ACT_Q8_K: GGML block_q8_K (d, qs[256], bsums[16]).
  * Quantization (all levels bit-identical): Q8: d = amax/127, q = rint(x/d);
  * Q8_K: GGML's quantize_row_q8_K (d = -max/127 for the signed max).
  */
@@ -47,7 +48,7 @@ typedef enum pio_act_kind {
  * accumulate: add to y instead of storing.
  * Any nr >= 1, nt >= 1. Cost: nr·nt·k multiply-adds; each weight block is
  * loaded and decoded once per group of tokens of the micro-kernel.
- * Q8_0_X8, Q4_0_X8 (quant.h): nr a multiple of 8; w is the tile's first 8-row group
+ * X8 layouts (quant.h): nr a multiple of 8; w is the tile's first 8-row group
  * (at column 0 of the k range) and groups are 8·w_stride bytes apart, where
  * w_stride is pio_dtype_row_bytes of the whole matrix row; the k range
  * starting at column c of a group begins 8·pio_dtype_row_bytes(c) in.
@@ -73,7 +74,7 @@ typedef struct pio_kernels {
     pio_pack_fn pack[PIO_DTYPE_COUNT];
     pio_tile_fn tile_packed[PIO_DTYPE_COUNT];
     /* The layout weights of dtype d run fastest in at this level (d itself,
-     * or Q8_0_X8 / Q4_0_X8 for Q8_0 / Q4_0): what the loader repacks them to
+     * or its X8 layout for Q8_0 / Q4_0 / Q4_K): what the loader repacks them to
      * (pio_wmat_layout_for). Every level still runs every layout. */
     pio_dtype weight_layout[PIO_DTYPE_COUNT];
     /* Quantize one row of k f32 values (k a multiple of 32 / 256). */

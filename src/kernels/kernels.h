@@ -15,8 +15,8 @@
 /* A weight matrix W[rows][cols] (rows = out features, cols = in features). */
 typedef struct pio_wmat {
     pio_dtype dtype;     /* F32, F16, BF16 or block-quantized (quant.h) */
-    const void *data;    /* rows of pio_dtype_row_bytes(dtype, cols) bytes; Q8_0_X8,
-                            Q4_0_X8: groups of 8 rows interleaved in the same bytes */
+    const void *data;    /* rows of pio_dtype_row_bytes(dtype, cols) bytes; the X8
+                            layouts: groups of 8 rows interleaved in the same bytes */
     int64_t rows;
     int64_t cols;
 } pio_wmat;
@@ -46,9 +46,9 @@ void pio_wmat_row_f32(const pio_wmat *w, int64_t r, float *dst);
 
 /*
  * The dtype/layout the active kernel level runs a rows x cols matrix of
- * dtype `dt` fastest in: PIO_DTYPE_Q8_0_X8 / PIO_DTYPE_Q4_0_X8 for Q8_0 /
- * Q4_0 with rows % 8 == 0 at AVX2 (same bytes, rows interleaved; see
- * quant.h), else dt itself. The
+ * dtype `dt` fastest in: PIO_DTYPE_Q8_0_X8 / PIO_DTYPE_Q4_0_X8 /
+ * PIO_DTYPE_Q4_K_X8 for Q8_0 / Q4_0 / Q4_K with rows % 8 == 0 at AVX2 (same
+ * bytes, rows interleaved; see quant.h), else dt itself. The
  * loader repacks weights to it once (pio_weights_repack).
  */
 pio_dtype pio_wmat_layout_for(pio_dtype dt, int64_t rows, int64_t cols);

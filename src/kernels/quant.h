@@ -54,14 +54,16 @@ typedef struct pio_block_q8_K {
 } pio_block_q8_K;
 
 /*
- * Q4_0_X8 and Q8_0_X8 (PIO_DTYPE_Q4_0_X8, PIO_DTYPE_Q8_0_X8): internal
- * layouts of Q4_0 and Q8_0, never in files. A matrix of R rows (R a
- * multiple of 8) x K columns is R/8 groups of 8 rows; group g holds rows
- * 8g..8g+7 in exactly the bytes those 8 rows occupy in the plain format
- * (8·(K/32)·block bytes, from byte 8g·row_bytes), so a tensor can be
- * repacked in place. A group is K/32 block columns, block column b holding
- * block b of each of the 8 rows: the 8 scales, then the quant bytes in
- * chunks of 4 bytes per row (4 chunks for Q4_0's 16 bytes, 8 for Q8_0's 32):
+ * Q4_0_X8, Q8_0_X8 and Q4_K_X8 (PIO_DTYPE_*_X8): internal layouts of Q4_0,
+ * Q8_0 and Q4_K, never in files. A matrix of R rows (R a multiple of 8) x K
+ * columns is R/8 groups of 8 rows; group g holds rows 8g..8g+7 in exactly
+ * the bytes those 8 rows occupy in the plain format (8·(K/B)·block bytes
+ * for blocks of B values, from byte 8g·row_bytes), so a tensor can be
+ * repacked in place. A group is K/B block columns, block column b holding
+ * block b of each of the 8 rows: the f16 fields that open the block (d; Q4_K:
+ * d and dmin), each as 8 values, then the rest of the block in chunks of 4
+ * bytes per row (4 chunks for Q4_0's 16 bytes, 8 for Q8_0's 32, 35 for
+ * Q4_K's 12 scale bytes and 128 quant bytes). For Q4_0 / Q8_0:
  *
  *   offset  0: d[8]          f16 scale of block b of row 0..7     (16 B)
  *   offset 16: qs[C][8][4]   chunk c = 0..C-1, row i = 0..7:      (32·C B)
@@ -92,11 +94,23 @@ typedef struct pio_block_q8_0x8 {
     int8_t qs[8][8][4];              /* [chunk][row][byte] */
 } pio_block_q8_0x8;
 
+/* Q4_K_X8: chunk k < 3 of the scales, chunk c < 32 of qs (qs bytes 4c..4c+3;
+ * qs[32p..32p+31] hold sub-blocks 2p (low nibbles) and 2p+1 (high)). */
+typedef struct pio_block_q4_Kx8 {
+    uint16_t d[8];                   /* f16 super-block scales of rows 0..7 */
+    uint16_t dmin[8];                /* f16 super-block mins */
+    uint8_t scales[3][8][4];         /* [chunk][row][byte] of the 12 scale bytes */
+    uint8_t qs[32][8][4];            /* [chunk][row][byte] */
+} pio_block_q4_Kx8;
+
 /* The plain format an interleaved layout holds (Q4_0 for Q4_0_X8, Q8_0 for
- * Q8_0_X8); PIO_DTYPE_COUNT for any other dtype. */
+ * Q8_0_X8, Q4_K for Q4_K_X8); PIO_DTYPE_COUNT for any other dtype. */
 static inline pio_dtype pio_x8_base(pio_dtype dt)
 {
-    return dt == PIO_DTYPE_Q4_0_X8 ? PIO_DTYPE_Q4_0 : dt == PIO_DTYPE_Q8_0_X8 ? PIO_DTYPE_Q8_0 : PIO_DTYPE_COUNT;
+    return dt == PIO_DTYPE_Q4_0_X8 ? PIO_DTYPE_Q4_0
+         : dt == PIO_DTYPE_Q8_0_X8 ? PIO_DTYPE_Q8_0
+         : dt == PIO_DTYPE_Q4_K_X8 ? PIO_DTYPE_Q4_K
+                                   : PIO_DTYPE_COUNT;
 }
 
 static inline bool pio_dtype_is_x8(pio_dtype dt)
@@ -107,6 +121,7 @@ static inline bool pio_dtype_is_x8(pio_dtype dt)
 _Static_assert(sizeof(pio_block_q8_0) == 34, "Q8_0 block layout");
 _Static_assert(sizeof(pio_block_q4_0x8) == 8 * 18, "Q4_0_X8 block column = 8 Q4_0 blocks");
 _Static_assert(sizeof(pio_block_q8_0x8) == 8 * 34, "Q8_0_X8 block column = 8 Q8_0 blocks");
+_Static_assert(sizeof(pio_block_q4_Kx8) == 8 * 144, "Q4_K_X8 block column = 8 Q4_K blocks");
 _Static_assert(sizeof(pio_block_q4_0) == 18, "Q4_0 block layout");
 _Static_assert(sizeof(pio_block_q4_K) == 144, "Q4_K block layout");
 _Static_assert(sizeof(pio_block_q6_K) == 210, "Q6_K block layout");
@@ -166,8 +181,8 @@ float pio_vec_dot_q4_K_q8_K_ref(int64_t n, const void *w, const void *a);
 float pio_vec_dot_q6_K_q8_K_ref(int64_t n, const void *w, const void *a);
 
 /*
- * Plain <-> X8 layout (x8: PIO_DTYPE_Q4_0_X8 or PIO_DTYPE_Q8_0_X8), one
- * group of 8 rows of k values (k a multiple of 32): pack reads 8 rows of the
+ * Plain <-> X8 layout (x8: an X8 dtype), one group of 8 rows of k values
+ * (k a multiple of the block): pack reads 8 rows of the
  * plain format at src, src_stride bytes apart, into the group at dst (the
  * 8 rows' bytes); unpack is the inverse. dst and src must not overlap.
  * Cost: a byte copy of the group.

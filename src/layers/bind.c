@@ -24,10 +24,11 @@ void pio_dtype_counts_format(char *buf, size_t size, const int *counts)
         buf[0] = '\0';
     for (i = 0; i < PIO_DTYPE_COUNT && len < size; i++) {
         /* an X8 layout is its plain format in the kernels' layout: counted as that */
-        int c = pio_dtype_is_x8((pio_dtype)i) ? 0
-                : i == PIO_DTYPE_Q4_0       ? counts[i] + counts[PIO_DTYPE_Q4_0_X8]
-                : i == PIO_DTYPE_Q8_0       ? counts[i] + counts[PIO_DTYPE_Q8_0_X8]
-                                            : counts[i];
+        int c = 0, d;
+        if (!pio_dtype_is_x8((pio_dtype)i))
+            for (d = 0, c = counts[i]; d < PIO_DTYPE_COUNT; d++)
+                if (pio_x8_base((pio_dtype)d) == (pio_dtype)i)
+                    c += counts[d];
         if (c)
             len += (size_t)snprintf(buf + len, size - len, "%s%s x %d", len ? ", " : "",
                                     pio_dtype_name((pio_dtype)i), c);

@@ -146,68 +146,74 @@ static void q_dequantize_q4_0(const pio_block_q4_0 *x, float *y, int64_t k)
     }
 }
 
-/* ---- Q4_0_X8 / Q8_0_X8: 8 rows interleaved (layout in quant.h) ------------ */
+/* ---- X8 layouts: 8 rows interleaved (layout in quant.h) -------------------- */
 
-/* Quant bytes per block of the plain format of x8 (16 or 32): chunks of 4. */
-static int x8_qs_bytes(pio_dtype x8)
+/* The plain block of an X8 layout: values, bytes, and the f16 fields that
+ * open it (each stored as 8 values); the rest goes in 4-byte chunks. */
+typedef struct x8_shape {
+    int64_t elems;
+    size_t bytes;
+    int halves;
+    int chunks;
+} x8_shape;
+
+static x8_shape x8_shape_of(pio_dtype x8)
 {
-    return (int)pio_dtype_block_bytes(pio_x8_base(x8)) - 2;
+    pio_dtype base = pio_x8_base(x8);
+    x8_shape sh;
+    sh.elems = pio_dtype_block_elems(base);
+    sh.bytes = pio_dtype_block_bytes(base);
+    sh.halves = base == PIO_DTYPE_Q4_K ? 2 : 1;
+    sh.chunks = (int)(sh.bytes - 2 * (size_t)sh.halves) / 4;
+    return sh;
+}
+
+/* Block b of row i from the group's block column gc <-> the plain block blk. */
+static void x8_gather(const x8_shape *sh, const uint8_t *gc, int i, uint8_t *blk)
+{
+    for (int h = 0; h < sh->halves; h++)
+        memcpy(blk + 2 * h, gc + 16 * h + 2 * i, 2);
+    for (int c = 0; c < sh->chunks; c++)
+        memcpy(blk + 2 * sh->halves + 4 * c, gc + 16 * sh->halves + 32 * c + 4 * i, 4);
+}
+
+static void x8_scatter(const x8_shape *sh, uint8_t *gc, int i, const uint8_t *blk)
+{
+    for (int h = 0; h < sh->halves; h++)
+        memcpy(gc + 16 * h + 2 * i, blk + 2 * h, 2);
+    for (int c = 0; c < sh->chunks; c++)
+        memcpy(gc + 16 * sh->halves + 32 * c + 4 * i, blk + 2 * sh->halves + 4 * c, 4);
 }
 
 void pio_x8_pack(pio_dtype x8, void *dst, const void *src, size_t src_stride, int64_t k)
 {
-    const int qb = x8_qs_bytes(x8);
-    const size_t bb = (size_t)qb + 2;        /* plain block bytes */
+    const x8_shape sh = x8_shape_of(x8);
     uint8_t *o = dst;
 
-    for (int64_t b = 0; b < k / 32; b++, o += PIO_X8_ROWS * bb) {
-        for (int i = 0; i < PIO_X8_ROWS; i++) {
-            const uint8_t *blk = (const uint8_t *)src + (size_t)i * src_stride + (size_t)b * bb;
-            memcpy(o + 2 * i, blk, 2);
-            for (int c = 0; c < qb / 4; c++)
-                memcpy(o + 16 + 32 * c + 4 * i, blk + 2 + 4 * c, 4);
-        }
-    }
+    for (int64_t b = 0; b < k / sh.elems; b++, o += PIO_X8_ROWS * sh.bytes)
+        for (int i = 0; i < PIO_X8_ROWS; i++)
+            x8_scatter(&sh, o, i, (const uint8_t *)src + (size_t)i * src_stride + (size_t)b * sh.bytes);
 }
 
 void pio_x8_unpack(pio_dtype x8, void *dst, size_t dst_stride, const void *src, int64_t k)
 {
-    const int qb = x8_qs_bytes(x8);
-    const size_t bb = (size_t)qb + 2;
+    const x8_shape sh = x8_shape_of(x8);
     const uint8_t *g = src;
 
-    for (int64_t b = 0; b < k / 32; b++, g += PIO_X8_ROWS * bb) {
-        for (int i = 0; i < PIO_X8_ROWS; i++) {
-            uint8_t *blk = (uint8_t *)dst + (size_t)i * dst_stride + (size_t)b * bb;
-            memcpy(blk, g + 2 * i, 2);
-            for (int c = 0; c < qb / 4; c++)
-                memcpy(blk + 2 + 4 * c, g + 16 + 32 * c + 4 * i, 4);
-        }
-    }
+    for (int64_t b = 0; b < k / sh.elems; b++, g += PIO_X8_ROWS * sh.bytes)
+        for (int i = 0; i < PIO_X8_ROWS; i++)
+            x8_gather(&sh, g, i, (uint8_t *)dst + (size_t)i * dst_stride + (size_t)b * sh.bytes);
 }
 
 void pio_x8_dequantize_row(pio_dtype x8, const void *group, int i, float *y, int64_t k)
 {
-    const int qb = x8_qs_bytes(x8);
-    const size_t bb = (size_t)qb + 2;
+    const x8_shape sh = x8_shape_of(x8);
     const uint8_t *g = group;
+    uint8_t blk[256];                           /* one plain block (<= 210 bytes) */
 
-    for (int64_t b = 0; b < k / 32; b++, g += PIO_X8_ROWS * bb, y += 32) {
-        uint16_t h;
-        float d;
-        memcpy(&h, g + 2 * i, 2);
-        d = pio_f16_to_f32(h);
-        for (int c = 0; c < qb / 4; c++) {
-            for (int j = 0; j < 4; j++) {
-                const uint8_t q = g[16 + 32 * c + 4 * i + j];
-                if (x8 == PIO_DTYPE_Q8_0_X8) {
-                    y[4 * c + j] = (int8_t)q * d;
-                } else {
-                    y[4 * c + j] = ((q & 0x0F) - 8) * d;
-                    y[4 * c + j + 16] = ((q >> 4) - 8) * d;
-                }
-            }
-        }
+    for (int64_t b = 0; b < k / sh.elems; b++, g += PIO_X8_ROWS * sh.bytes, y += sh.elems) {
+        x8_gather(&sh, g, i, blk);
+        pio_dequantize_row(pio_x8_base(x8), blk, y, sh.elems);
     }
 }
 

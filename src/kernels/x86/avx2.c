@@ -11,6 +11,8 @@
  *   Q4_0_X8:  8 rows interleaved (quant.h): 16 rows x 2 tokens, one lane per row, int16
  *             sums over a block against broadcast activation dwords; the decode path.
  *   Q8_0_X8:  the same walk with the Q8_0 sign trick, int32 sums; the decode path.
+ *   Q4_K_X8:  the same walk per sub-block, scales unpacked lane-wise and applied by
+ *             pmaddwd, int32 super-block sums; the decode path.
  *   Q4_K/Q6_K: maddubs + madd by the integer sub-block scale, summed in int32 over
  *             the super-block; mins (Q4_K) and the -32 offset (Q6_K) come from bsums.
  */
@@ -884,6 +886,138 @@ AI void q8x8_micro(int G, int T, int64_t k, const uint8_t *w, size_t gs, const u
     }
 }
 
+/*
+ * Q4_K_X8: G groups of 8 rows (G <= 2) x T tokens (T <= 2). Per super-block
+ * column and group, the 8 rows' 12 scale bytes arrive as 3 dword vectors,
+ * unpacked lane-wise by GGML's bit operations (q4k_unpack), so sub-block j's
+ * 8 scales (and each pair of mins) are one pshufb away. Each 32-byte qs
+ * chunk gives 4 bytes of every row: low nibbles for sub-block 2p, high ones
+ * for 2p+1, against 4 activation bytes broadcast; a sub-block's 8 chunks sum
+ * in int16 (8 x 2·15·128 < 2^15), pmaddwd by the scales widens them, the
+ * super-block sums in int32, then one FMA for d and one for the mins.
+ */
+AI void q4kx8_micro(int G, int T, int64_t k, const uint8_t *w, size_t gs, const uint8_t *x,
+                    size_t xs, float *y, size_t ldy, bool accumulate, bool pf)
+{
+    const __m256i m4 = _mm256_set1_epi8(15);
+    const __m256i k1 = _mm256_set1_epi32(0x3f3f3f3f), k2 = _mm256_set1_epi32(0x0f0f0f0f),
+                  k3 = _mm256_set1_epi32(0x03030303);
+    const int64_t nsb = k / PIO_QK_K;
+    __m256 acc[2][2];
+    int64_t sb;
+    int gi, t, j, c, p;
+
+#pragma GCC unroll 2
+    for (gi = 0; gi < G; gi++)
+#pragma GCC unroll 2
+        for (t = 0; t < T; t++)
+            acc[gi][t] = _mm256_setzero_ps();
+    for (sb = 0; sb < nsb; sb++) {
+        const pio_block_q8_K *xb[2];
+        __m256i u[2][4], isum[2][2];
+#pragma GCC unroll 2
+        for (gi = 0; gi < G; gi++) {
+            const pio_block_q4_Kx8 *blk = (const pio_block_q4_Kx8 *)(w + (size_t)gi * gs) + sb;
+            __m256i d0 = _mm256_loadu_si256((const __m256i *)blk->scales[0]);
+            __m256i d1 = _mm256_loadu_si256((const __m256i *)blk->scales[1]);
+            __m256i d2 = _mm256_loadu_si256((const __m256i *)blk->scales[2]);
+            /* u[0], u[1]: scales 0-3, 4-7; u[2], u[3]: mins 0-3, 4-7 (bytes of each lane) */
+            u[gi][0] = _mm256_and_si256(d0, k1);
+            u[gi][1] = _mm256_or_si256(_mm256_and_si256(d2, k2),
+                                       _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(d0, 6), k3), 4));
+            u[gi][2] = _mm256_and_si256(d1, k1);
+            u[gi][3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(d2, 4), k2),
+                                       _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(d1, 6), k3), 4));
+#pragma GCC unroll 2
+            for (t = 0; t < T; t++)
+                isum[gi][t] = _mm256_setzero_si256();
+        }
+#pragma GCC unroll 2
+        for (t = 0; t < T; t++)
+            xb[t] = (const pio_block_q8_K *)(x + (size_t)t * xs) + sb;
+        for (j = 0; j < 8; j++) {
+            /* byte j%4 of each dword into both of its int16 halves */
+            const int e = j & 3;
+            const __m256i ctl = _mm256_setr_epi8(e, -1, e, -1, 4 + e, -1, 4 + e, -1, 8 + e, -1, 8 + e, -1,
+                                                 12 + e, -1, 12 + e, -1, e, -1, e, -1, 4 + e, -1, 4 + e, -1,
+                                                 8 + e, -1, 8 + e, -1, 12 + e, -1, 12 + e, -1);
+            __m256i a16[2][2];
+#pragma GCC unroll 8
+            for (c = 0; c < 8; c++) {
+                __m256i wv[2];
+#pragma GCC unroll 2
+                for (gi = 0; gi < G; gi++) {
+                    const pio_block_q4_Kx8 *blk = (const pio_block_q4_Kx8 *)(w + (size_t)gi * gs) + sb;
+                    __m256i v = _mm256_loadu_si256((const __m256i *)blk->qs[8 * (j >> 1) + c]);
+                    if (8 * j + c < 18)      /* the next micro-kernel's groups, same column: 1152 B */
+                        prefetch_next(pf, (const uint8_t *)blk + 64 * (8 * j + c), 2 * gs, 1);
+                    wv[gi] = _mm256_and_si256(j & 1 ? _mm256_srli_epi16(v, 4) : v, m4);
+                }
+#pragma GCC unroll 2
+                for (t = 0; t < T; t++) {
+                    int32_t x4;
+                    __m256i xv;
+                    memcpy(&x4, xb[t]->qs + 32 * j + 4 * c, 4);
+                    xv = _mm256_set1_epi32(x4);
+#pragma GCC unroll 2
+                    for (gi = 0; gi < G; gi++) {
+                        __m256i q = _mm256_maddubs_epi16(wv[gi], xv);
+                        a16[gi][t] = c == 0 ? q : _mm256_add_epi16(a16[gi][t], q);
+                        PIN(a16[gi][t]);
+                    }
+                }
+            }
+#pragma GCC unroll 2
+            for (gi = 0; gi < G; gi++) {
+                __m256i scv = _mm256_shuffle_epi8(u[gi][j >> 2], ctl);
+#pragma GCC unroll 2
+                for (t = 0; t < T; t++)
+                    isum[gi][t] = _mm256_add_epi32(isum[gi][t], _mm256_madd_epi16(a16[gi][t], scv));
+            }
+        }
+#pragma GCC unroll 2
+        for (t = 0; t < T; t++) {
+            /* the 8 sub-blocks' activation sums as int16 pairs (2p, 2p+1) */
+            __m128i bs = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)xb[t]->bsums),
+                                        _mm_loadu_si128((const __m128i *)xb[t]->bsums + 1));
+            __m256 dx = _mm256_set1_ps(xb[t]->d);
+#pragma GCC unroll 2
+            for (gi = 0; gi < G; gi++) {
+                const pio_block_q4_Kx8 *blk = (const pio_block_q4_Kx8 *)(w + (size_t)gi * gs) + sb;
+                __m256i mt = _mm256_setzero_si256();
+#pragma GCC unroll 4
+                for (p = 0; p < 4; p++) {
+                    /* mins 2p, 2p+1: bytes 2(p%2), 2(p%2)+1 of each dword of u[2 + p/2] */
+                    const int e = 2 * (p & 1);
+                    const __m256i ctl = _mm256_setr_epi8(e, -1, e + 1, -1, 4 + e, -1, 5 + e, -1, 8 + e, -1, 9 + e, -1,
+                                                         12 + e, -1, 13 + e, -1, e, -1, e + 1, -1, 4 + e, -1, 5 + e, -1,
+                                                         8 + e, -1, 9 + e, -1, 12 + e, -1, 13 + e, -1);
+                    __m256i bp = _mm256_set1_epi32(p == 0 ? _mm_extract_epi32(bs, 0) : p == 1 ? _mm_extract_epi32(bs, 1)
+                                                   : p == 2 ? _mm_extract_epi32(bs, 2) : _mm_extract_epi32(bs, 3));
+                    mt = _mm256_add_epi32(mt, _mm256_madd_epi16(_mm256_shuffle_epi8(u[gi][2 + (p >> 1)], ctl), bp));
+                }
+                acc[gi][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[gi][t]),
+                                             _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)blk->d)), dx),
+                                             acc[gi][t]);
+                acc[gi][t] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(mt),
+                                              _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)blk->dmin)), dx),
+                                              acc[gi][t]);
+            }
+        }
+    }
+#pragma GCC unroll 2
+    for (gi = 0; gi < G; gi++) {
+#pragma GCC unroll 2
+        for (t = 0; t < T; t++) {
+            float *yt = y + (size_t)t * ldy + 8 * gi;
+            __m256 v = acc[gi][t];
+            if (accumulate)
+                v = _mm256_add_ps(v, _mm256_loadu_ps(yt));
+            _mm256_storeu_ps(yt, v);
+        }
+    }
+}
+
 #define X8_CALL(fn, G, T, g, t)                                                            \
     fn(G, T, k, (const uint8_t *)w + (size_t)(g) * gs, gs,                                 \
        (const uint8_t *)x + (size_t)(t) * x_stride, x_stride,                              \
@@ -913,6 +1047,7 @@ AI void q8x8_micro(int G, int T, int64_t k, const uint8_t *w, size_t gs, const u
 
 X8_TILE(tile_q4_0_x8_avx2, q4x8_micro)
 X8_TILE(tile_q8_0_x8_avx2, q8x8_micro)
+X8_TILE(tile_q4_K_x8_avx2, q4kx8_micro)
 
 /* ---- prefill: packed Q8_0 / Q4_0 panels --------------------------------------------- */
 
@@ -1214,6 +1349,47 @@ static void pack_q4_K_avx2(void *dst, const void *w, size_t ws, int nr, int64_t 
             memcpy(o + PK4K_MN, mn, sizeof mn);
             memcpy(o + PK4K_D, d, sizeof d);
             memcpy(o + PK4K_DMIN, dm, sizeof dm);
+        }
+    }
+}
+
+/* The same panel from Q4_K_X8 groups (nr a multiple of 8, groups 8·ws
+ * apart): the qs chunks are already in panel order, split into nibbles. */
+static void pack_q4_K_x8_avx2(void *dst, const void *w, size_t ws, int nr, int64_t k)
+{
+    const __m256i m4 = _mm256_set1_epi8(15);
+    const int64_t nsb = k / PIO_QK_K;
+    int ng = nr / 8, g, i, j, c;
+    int64_t sb;
+    for (g = 0; g < ng; g++) {
+        const pio_block_q4_Kx8 *src = (const pio_block_q4_Kx8 *)((const uint8_t *)w + (size_t)g * 8 * ws);
+        for (sb = 0; sb < nsb; sb++) {
+            const pio_block_q4_Kx8 *b = &src[sb];
+            uint8_t *o = (uint8_t *)dst + ((size_t)g * (size_t)nsb + (size_t)sb) * PK4K_SB;
+            int32_t sc[8][8], mn[4][8];
+            for (i = 0; i < 8; i++) {
+                uint8_t raw[12];
+                uint32_t u[4];
+                const uint8_t *s8 = (const uint8_t *)u;
+                for (c = 0; c < 3; c++)
+                    memcpy(raw + 4 * c, b->scales[c][i], 4);
+                q4k_unpack(raw, u);
+                for (j = 0; j < 8; j++)
+                    sc[j][i] = (int32_t)s8[j] * 0x10001;
+                for (j = 0; j < 4; j++)
+                    mn[j][i] = (int32_t)s8[8 + 2 * j] | (int32_t)s8[9 + 2 * j] << 16;
+            }
+            for (j = 0; j < 4; j++)
+                for (c = 0; c < 8; c++) {
+                    __m256i v = _mm256_loadu_si256((const __m256i *)b->qs[8 * j + c]);
+                    _mm256_store_si256((__m256i *)(o + 256 * (2 * j) + 32 * c), _mm256_and_si256(v, m4));
+                    _mm256_store_si256((__m256i *)(o + 256 * (2 * j + 1) + 32 * c),
+                                       _mm256_and_si256(_mm256_srli_epi16(v, 4), m4));
+                }
+            memcpy(o + PK4K_SC, sc, sizeof sc);
+            memcpy(o + PK4K_MN, mn, sizeof mn);
+            _mm256_storeu_ps((float *)(o + PK4K_D), _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)b->d)));
+            _mm256_storeu_ps((float *)(o + PK4K_DMIN), _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)b->dmin)));
         }
     }
 }
@@ -1558,6 +1734,11 @@ void pio_kernels_init_avx2(pio_kernels *kt)
     kt->pack_size[PIO_DTYPE_Q4_K] = pack_size_q4_K_avx2;
     kt->pack[PIO_DTYPE_Q4_K] = pack_q4_K_avx2;
     kt->tile_packed[PIO_DTYPE_Q4_K] = tile_packed_q4_K_avx2;
+    kt->tile[PIO_DTYPE_Q4_K_X8] = tile_q4_K_x8_avx2;
+    kt->pack_size[PIO_DTYPE_Q4_K_X8] = pack_size_q4_K_avx2;
+    kt->pack[PIO_DTYPE_Q4_K_X8] = pack_q4_K_x8_avx2;
+    kt->tile_packed[PIO_DTYPE_Q4_K_X8] = tile_packed_q4_K_avx2;
+    kt->weight_layout[PIO_DTYPE_Q4_K] = PIO_DTYPE_Q4_K_X8;
     kt->pack_size[PIO_DTYPE_Q6_K] = pack_size_q6_K_avx2;
     kt->pack[PIO_DTYPE_Q6_K] = pack_q6_K_avx2;
     kt->tile_packed[PIO_DTYPE_Q6_K] = tile_packed_q6_K_avx2;
