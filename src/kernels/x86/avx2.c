@@ -76,6 +76,33 @@ AI void store_tile(int R, int T, __m256 acc[4][2], const float extra[2][4], floa
 
 static const float no_extra[2][4];
 
+/*
+ * Write G groups of 8 rows x T tokens, lane i of acc[g][t] being row 8g+i,
+ * to y[t*ldy + 8g + i] (=, +=); rows < 16: only rows [0, rows) are touched.
+ */
+AI void store_groups(int G, int T, __m256 acc[2][2], int rows, float *y, size_t ldy, bool accumulate)
+{
+    int gi, t;
+#pragma GCC unroll 2
+    for (gi = 0; gi < G; gi++) {
+        __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(rows - 8 * gi), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+#pragma GCC unroll 2
+        for (t = 0; t < T; t++) {
+            float *yt = y + (size_t)t * ldy + 8 * gi;
+            __m256 v = acc[gi][t];
+            if (rows >= 16) {
+                if (accumulate)
+                    v = _mm256_add_ps(v, _mm256_loadu_ps(yt));
+                _mm256_storeu_ps(yt, v);
+            } else {
+                if (accumulate)
+                    v = _mm256_add_ps(v, _mm256_maskload_ps(yt, m));
+                _mm256_maskstore_ps(yt, m, v);
+            }
+        }
+    }
+}
+
 /* The standard row/token walk over micro-kernels 4x2, 4x1, 1x2, 1x1. */
 #define TILE_WALK(MICRO, ...)                                                              \
     do {                                                                                   \
@@ -791,17 +818,7 @@ AI void q4x8_micro(int G, int T, int64_t k, const uint8_t *w, size_t gs, const u
             }
         }
     }
-#pragma GCC unroll 2
-    for (gi = 0; gi < G; gi++) {
-#pragma GCC unroll 2
-        for (t = 0; t < T; t++) {
-            float *yt = y + (size_t)t * ldy + 8 * gi;
-            __m256 v = acc[gi][t];
-            if (accumulate)
-                v = _mm256_add_ps(v, _mm256_loadu_ps(yt));
-            _mm256_storeu_ps(yt, v);
-        }
-    }
+    store_groups(G, T, acc, 16, y, ldy, accumulate);
 }
 
 /*
@@ -873,17 +890,7 @@ AI void q8x8_micro(int G, int T, int64_t k, const uint8_t *w, size_t gs, const u
             }
         }
     }
-#pragma GCC unroll 2
-    for (gi = 0; gi < G; gi++) {
-#pragma GCC unroll 2
-        for (t = 0; t < T; t++) {
-            float *yt = y + (size_t)t * ldy + 8 * gi;
-            __m256 v = acc[gi][t];
-            if (accumulate)
-                v = _mm256_add_ps(v, _mm256_loadu_ps(yt));
-            _mm256_storeu_ps(yt, v);
-        }
-    }
+    store_groups(G, T, acc, 16, y, ldy, accumulate);
 }
 
 /*
@@ -1005,17 +1012,7 @@ AI void q4kx8_micro(int G, int T, int64_t k, const uint8_t *w, size_t gs, const 
             }
         }
     }
-#pragma GCC unroll 2
-    for (gi = 0; gi < G; gi++) {
-#pragma GCC unroll 2
-        for (t = 0; t < T; t++) {
-            float *yt = y + (size_t)t * ldy + 8 * gi;
-            __m256 v = acc[gi][t];
-            if (accumulate)
-                v = _mm256_add_ps(v, _mm256_loadu_ps(yt));
-            _mm256_storeu_ps(yt, v);
-        }
-    }
+    store_groups(G, T, acc, 16, y, ldy, accumulate);
 }
 
 #define X8_CALL(fn, G, T, g, t)                                                            \
@@ -1225,19 +1222,7 @@ AI void packed_micro(bool q4, int G, int T, int64_t k, const uint8_t *pk, size_t
             }
         }
     }
-#pragma GCC unroll 2
-    for (gi = 0; gi < G; gi++) {
-        int valid = rows - 8 * gi;
-        __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(valid), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-#pragma GCC unroll 2
-        for (t = 0; t < T; t++) {
-            float *yt = y + (size_t)t * ldy + 8 * gi;
-            __m256 v = accf[gi][t];
-            if (accumulate)
-                v = _mm256_add_ps(v, _mm256_maskload_ps(yt, m));
-            _mm256_maskstore_ps(yt, m, v);
-        }
-    }
+    store_groups(G, T, accf, rows, y, ldy, accumulate);
 }
 
 #define PACKED_CALL(q4, G, T, g, t, rows)                                                  \
@@ -1475,19 +1460,7 @@ AI void packed_q4K_micro(int G, int T, int64_t k, const uint8_t *pk, size_t gstr
             }
         }
     }
-#pragma GCC unroll 2
-    for (gi = 0; gi < G; gi++) {
-        int valid = rows - 8 * gi;
-        __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(valid), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-#pragma GCC unroll 2
-        for (t = 0; t < T; t++) {
-            float *yt = y + (size_t)t * ldy + 8 * gi;
-            __m256 v = accf[gi][t];
-            if (accumulate)
-                v = _mm256_add_ps(v, _mm256_maskload_ps(yt, m));
-            _mm256_maskstore_ps(yt, m, v);
-        }
-    }
+    store_groups(G, T, accf, rows, y, ldy, accumulate);
 }
 
 /* ---- prefill: packed Q6_K panels ----------------------------------------------------- */
@@ -1650,19 +1623,7 @@ AI void packed_q6K_micro(int G, int T, int64_t k, const uint8_t *pk, size_t gstr
             }
         }
     }
-#pragma GCC unroll 2
-    for (gi = 0; gi < G; gi++) {
-        int valid = rows - 8 * gi;
-        __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(valid), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-#pragma GCC unroll 2
-        for (t = 0; t < T; t++) {
-            float *yt = y + (size_t)t * ldy + 8 * gi;
-            __m256 v = accf[gi][t];
-            if (accumulate)
-                v = _mm256_add_ps(v, _mm256_maskload_ps(yt, m));
-            _mm256_maskstore_ps(yt, m, v);
-        }
-    }
+    store_groups(G, T, accf, rows, y, ldy, accumulate);
 }
 
 #define PACKED_K_CALL(fn, G, T, g, t, rows)                                                \
