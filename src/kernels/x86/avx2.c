@@ -562,6 +562,29 @@ AI void q4k_unpack(const uint8_t *scales, uint32_t u[4])
     u[0] &= m1;
 }
 
+/* Dword p (0..3, a constant after unrolling) of v in all 8 lanes. */
+AI __m256i bcast_dword(__m128i v, int p)
+{
+    return _mm256_set1_epi32(p == 0 ? _mm_extract_epi32(v, 0) : p == 1 ? _mm_extract_epi32(v, 1)
+                             : p == 2 ? _mm_extract_epi32(v, 2) : _mm_extract_epi32(v, 3));
+}
+
+/* Row i's entries of a Q4_K panel's scale vectors from its 12 scale bytes
+ * (zeros for NULL, a padding row): sc[j][i] = scale j in both int16
+ * halves, mn[p][i] = mins 2p (low) and 2p+1 (high). */
+AI void q4k_panel_scales(const uint8_t *scales12, int i, int32_t sc[8][8], int32_t mn[4][8])
+{
+    uint32_t u[4] = { 0, 0, 0, 0 };
+    const uint8_t *s8 = (const uint8_t *)u;   /* scales 0..7, mins 8..15 */
+    int j;
+    if (scales12)
+        q4k_unpack(scales12, u);
+    for (j = 0; j < 8; j++)
+        sc[j][i] = (int32_t)s8[j] * 0x10001;
+    for (j = 0; j < 4; j++)
+        mn[j][i] = (int32_t)s8[8 + 2 * j] | (int32_t)s8[9 + 2 * j] << 16;
+}
+
 /* pshufb controls: bytes (2j, 2j+1) of each 128-bit lane repeated: set1_epi16(lane16[j]) */
 #define BCAST16(j) _mm256_set1_epi16((short)(((2 * (j) + 1) << 8) | (2 * (j))))
 
@@ -999,8 +1022,7 @@ AI void q4kx8_micro(int G, int T, int64_t k, const uint8_t *w, size_t gs, const 
                     const __m256i ctl = _mm256_setr_epi8(e, -1, e + 1, -1, 4 + e, -1, 5 + e, -1, 8 + e, -1, 9 + e, -1,
                                                          12 + e, -1, 13 + e, -1, e, -1, e + 1, -1, 4 + e, -1, 5 + e, -1,
                                                          8 + e, -1, 9 + e, -1, 12 + e, -1, 13 + e, -1);
-                    __m256i bp = _mm256_set1_epi32(p == 0 ? _mm_extract_epi32(bs, 0) : p == 1 ? _mm_extract_epi32(bs, 1)
-                                                   : p == 2 ? _mm_extract_epi32(bs, 2) : _mm_extract_epi32(bs, 3));
+                    __m256i bp = bcast_dword(bs, p);
                     mt = _mm256_add_epi32(mt, _mm256_madd_epi16(_mm256_shuffle_epi8(u[gi][2 + (p >> 1)], ctl), bp));
                 }
                 acc[gi][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[gi][t]),
@@ -1299,21 +1321,10 @@ static void pack_q4_K_avx2(void *dst, const void *w, size_t ws, int nr, int64_t 
             const pio_block_q4_K *blk[8];
             for (i = 0; i < 8; i++) {
                 int r = 8 * g + i;
-                uint32_t u[4];
-                const uint8_t *s8 = (const uint8_t *)u;   /* scales 0..7, mins 8..15 */
                 blk[i] = r < nr ? (const pio_block_q4_K *)((const uint8_t *)w + (size_t)r * ws) + sb : NULL;
-                if (!blk[i]) {
-                    memset(u, 0, sizeof u);
-                    d[i] = dm[i] = 0.0f;
-                } else {
-                    q4k_unpack(blk[i]->scales, u);
-                    d[i] = f16(blk[i]->d);
-                    dm[i] = f16(blk[i]->dmin);
-                }
-                for (j = 0; j < 8; j++)
-                    sc[j][i] = (int32_t)s8[j] * 0x10001;
-                for (j = 0; j < 4; j++)
-                    mn[j][i] = (int32_t)s8[8 + 2 * j] | (int32_t)s8[9 + 2 * j] << 16;
+                q4k_panel_scales(blk[i] ? blk[i]->scales : NULL, i, sc, mn);
+                d[i] = blk[i] ? f16(blk[i]->d) : 0.0f;
+                dm[i] = blk[i] ? f16(blk[i]->dmin) : 0.0f;
             }
             for (j = 0; j < 4; j++) {       /* qs[32j..]: sub-blocks 2j (low nibbles), 2j+1 (high) */
                 __m256 lo[8], hi[8];
@@ -1354,15 +1365,9 @@ static void pack_q4_K_x8_avx2(void *dst, const void *w, size_t ws, int nr, int64
             int32_t sc[8][8], mn[4][8];
             for (i = 0; i < 8; i++) {
                 uint8_t raw[12];
-                uint32_t u[4];
-                const uint8_t *s8 = (const uint8_t *)u;
                 for (c = 0; c < 3; c++)
                     memcpy(raw + 4 * c, b->scales[c][i], 4);
-                q4k_unpack(raw, u);
-                for (j = 0; j < 8; j++)
-                    sc[j][i] = (int32_t)s8[j] * 0x10001;
-                for (j = 0; j < 4; j++)
-                    mn[j][i] = (int32_t)s8[8 + 2 * j] | (int32_t)s8[9 + 2 * j] << 16;
+                q4k_panel_scales(raw, i, sc, mn);
             }
             for (j = 0; j < 4; j++)
                 for (c = 0; c < 8; c++) {
@@ -1446,8 +1451,7 @@ AI void packed_q4K_micro(int G, int T, int64_t k, const uint8_t *pk, size_t gstr
                 __m256i mt = _mm256_setzero_si256();
 #pragma GCC unroll 4
                 for (p = 0; p < 4; p++) {
-                    __m256i bp = _mm256_set1_epi32(p == 0 ? _mm_extract_epi32(bs, 0) : p == 1 ? _mm_extract_epi32(bs, 1)
-                                                   : p == 2 ? _mm_extract_epi32(bs, 2) : _mm_extract_epi32(bs, 3));
+                    __m256i bp = bcast_dword(bs, p);
                     mt = _mm256_add_epi32(mt, _mm256_madd_epi16(
                         _mm256_load_si256((const __m256i *)(pg + PK4K_MN + 32 * p)), bp));
                 }
