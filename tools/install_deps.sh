@@ -2,8 +2,9 @@
 # Install what building and testing Inference-PIO needs on Debian/Ubuntu:
 # the compiler toolchain and the libraries we link (PCRE2, utf8proc, cJSON,
 # libmicrohttpd).
-# With --test also clang (fuzz targets, sanitizers) and Python's `tokenizers`
-# (the tokenizer agreement test), `openai` and `pytest` (the server test). Safe to run again; does nothing when all is there.
+# With --test also clang (fuzz targets, sanitizers), numpy and gguf (the CLI tests that
+# write GGUF and MoE models), Python's `tokenizers` (the tokenizer agreement
+# test), `openai` and `pytest` (the server test). Safe to run again; does nothing when all is there.
 set -euo pipefail
 want_test=0
 [ "${1:-}" = "--test" ] && want_test=1
@@ -19,8 +20,8 @@ if [ -n "$missing" ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing
 fi
-if [ $want_test = 1 ] && ! python3 -c "import tokenizers" 2>/dev/null; then
-  python3 -m pip install -q tokenizers || python3 -m pip install -q --break-system-packages tokenizers
+if [ $want_test = 1 ] && ! python3 -c "import tokenizers, numpy, gguf" 2>/dev/null; then
+  python3 -m pip install -q tokenizers numpy gguf || python3 -m pip install -q --break-system-packages tokenizers numpy gguf
 fi
 # pio serve's tests (tests/server): the official OpenAI client and pytest
 if [ $want_test = 1 ] && ! python3 -c "import openai, pytest" 2>/dev/null; then
