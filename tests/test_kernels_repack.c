@@ -1,10 +1,10 @@
 /*
- * test_kernels_repack.c - Q4_0, Q8_0 and Q4_K matrices repacked at load into
- * the kernels' 8-row interleaved layouts (pio_weights_repack,
- * PIO_DTYPE_Q4_0_X8, PIO_DTYPE_Q8_0_X8, PIO_DTYPE_Q4_K_X8):
+ * test_kernels_repack.c - Q4_0, Q8_0, Q4_K and Q6_K matrices repacked at load
+ * into the kernels' 8-row interleaved layouts (pio_weights_repack,
+ * PIO_DTYPE_Q4_0_X8, PIO_DTYPE_Q8_0_X8, PIO_DTYPE_Q4_K_X8, PIO_DTYPE_Q6_K_X8):
  *
  *  1. a GGUF file (weights in its read-only mapping) with matrices of every
- *     kind: the Q4_0 / Q8_0 / Q4_K 2-D matrices with rows % 8 == 0 become X8 in a
+ *     kind: the Q4_0 / Q8_0 / Q4_K / Q6_K 2-D matrices with rows % 8 == 0 become X8 in a
  *     new buffer; rows not a multiple of 8, other dtypes, 1-D tensors, 3-D expert
  *     stacks and 2-D ".experts." matrices are untouched; with
  *     PIO_REPACK_EXPERTS (--preload) the expert matrices are repacked too
@@ -58,7 +58,8 @@ static const gt file_tensors[] = {
     { "q8.weight", PIO_DTYPE_Q8_0, 2, { 16, 64 }, true, true },
     { "q8odd.weight", PIO_DTYPE_Q8_0, 2, { 20, 96 }, false, false },
     { "k.weight", PIO_DTYPE_Q4_K, 2, { 16, 512 }, true, true },
-    { "k6.weight", PIO_DTYPE_Q6_K, 2, { 16, 256 }, false, false },
+    { "k6.weight", PIO_DTYPE_Q6_K, 2, { 24, 768 }, true, true },
+    { "k6odd.weight", PIO_DTYPE_Q6_K, 2, { 12, 256 }, false, false },
     { "norm.weight", PIO_DTYPE_F32, 1, { 64 }, false, false },
     { "blk.0.ffn_gate_exps.weight", PIO_DTYPE_Q4_0, 3, { 3, 32, 64 }, false, true },
     { "blk.0.ffn_down_exps.weight", PIO_DTYPE_Q4_0, 3, { 3, 8, 96 }, false, false },  /* rows % 16 */
@@ -285,10 +286,11 @@ static void test_in_place(pio_threadpool *tp, pio_dtype dt)
 int main(void)
 {
     pio_threadpool *tp = NULL;
-    printf("active level %s: Q4_0 repacked to %s, Q8_0 to %s, Q4_K to %s\n",
+    printf("active level %s: Q4_0 repacked to %s, Q8_0 to %s, Q4_K to %s, Q6_K to %s\n",
            pio_cpu_level_name(pio_kernels_get()->level), pio_dtype_name(pio_wmat_layout_for(PIO_DTYPE_Q4_0, 8, 32)),
            pio_dtype_name(pio_wmat_layout_for(PIO_DTYPE_Q8_0, 8, 32)),
-           pio_dtype_name(pio_wmat_layout_for(PIO_DTYPE_Q4_K, 8, 256)));
+           pio_dtype_name(pio_wmat_layout_for(PIO_DTYPE_Q4_K, 8, 256)),
+           pio_dtype_name(pio_wmat_layout_for(PIO_DTYPE_Q6_K, 8, 256)));
     CHECK_OK(pio_threadpool_new(2, &tp));
     test_gguf(tp, 0);
     test_gguf(tp, PIO_REPACK_EXPERTS);

@@ -14,7 +14,7 @@
  *  4. pio_matmul end-to-end for every level and dtype with 1 and 3 threads,
  *     decode (n <= 4) and prefill shapes, against the references;
  *  5. argument errors;
- *  6. the Q4_0_X8, Q8_0_X8 and Q4_K_X8 layouts (8 rows interleaved): pack/unpack
+ *  6. the Q4_0_X8, Q8_0_X8, Q4_K_X8 and Q6_K_X8 layouts (8 rows interleaved): pack/unpack
  *     round trip, row lookup, every level's tiles (and packed prefill)
  *     against the scalar level, which equals the plain format's tile bit for
  *     bit, and pio_matmul on the repacked matrix against the plain format
@@ -604,7 +604,7 @@ static void test_x8_matmul(pio_dtype x8dt, pio_threadpool *tp1, pio_threadpool *
               pio_dtype_name(base));
         CHECK(pio_wmat_layout_for(base, 16, be) == pio_kernels_get()->weight_layout[base],
               "16 rows of %s: the active level's layout", pio_dtype_name(base));
-        CHECK(pio_wmat_layout_for(PIO_DTYPE_Q6_K, 16, 256) == PIO_DTYPE_Q6_K, "Q6_K stays");
+        CHECK(pio_wmat_layout_for(PIO_DTYPE_BF16, 16, 256) == PIO_DTYPE_BF16, "BF16 stays");
     }
     printf("  matmul %s vs %s worst rel err %.2e\n", name, pio_dtype_name(base), worst);
 }
@@ -624,6 +624,7 @@ static void test_matmul_multi(pio_threadpool *tp1, pio_threadpool *tp3)
         { 3, { PIO_DTYPE_Q8_0_X8, PIO_DTYPE_Q8_0_X8, PIO_DTYPE_Q8_0_X8 }, { 64, 16, 16 }, 1280 },
         { 2, { PIO_DTYPE_Q8_0_X8, PIO_DTYPE_Q8_0 }, { 24, 13 }, 512 },
         { 3, { PIO_DTYPE_Q4_K_X8, PIO_DTYPE_Q4_K_X8, PIO_DTYPE_Q4_K }, { 48, 16, 9 }, 768 },
+        { 3, { PIO_DTYPE_Q6_K_X8, PIO_DTYPE_Q6_K, PIO_DTYPE_Q6_K_X8 }, { 40, 11, 24 }, 512 },
         { 2, { PIO_DTYPE_BF16, PIO_DTYPE_F32 }, { 37, 5 }, 256 },
         { 4, { PIO_DTYPE_Q4_K, PIO_DTYPE_Q8_0, PIO_DTYPE_Q6_K, PIO_DTYPE_F16 }, { 20, 10, 0, 9 }, 512 },
         { 1, { PIO_DTYPE_Q8_0 }, { 300 }, 256 },
@@ -755,9 +756,11 @@ int main(void)
     test_x8_layout(PIO_DTYPE_Q4_0_X8);
     test_x8_layout(PIO_DTYPE_Q8_0_X8);
     test_x8_layout(PIO_DTYPE_Q4_K_X8);
+    test_x8_layout(PIO_DTYPE_Q6_K_X8);
     test_x8_matmul(PIO_DTYPE_Q4_0_X8, tp1, tp3);
     test_x8_matmul(PIO_DTYPE_Q8_0_X8, tp1, tp3);
     test_x8_matmul(PIO_DTYPE_Q4_K_X8, tp1, tp3);
+    test_x8_matmul(PIO_DTYPE_Q6_K_X8, tp1, tp3);
     test_matmul_multi(tp1, tp3);
     printf("%d kernel comparisons\n", n_compared);
     pio_threadpool_free(tp1);

@@ -8,9 +8,9 @@
  *     pio_swiglu_mlp, for F32, BF16, Q8_0, Q4_0 and Q4_K experts, awkward
  *     sizes, and a batch in which some experts get no token;
  *   - an expert index out of range is an error, not a crash;
- *   - lazy repack (pio_moe_repack): Q4_0, Q8_0 and Q4_K experts in owned memory
- *     and in a read-only private file mapping (views at unaligned offsets, so
- *     pages are shared between matrices) become Q4_0_X8 / Q8_0_X8 in place
+ *   - lazy repack (pio_moe_repack): Q4_0, Q8_0, Q4_K and Q6_K experts in owned
+ *     memory and in a read-only private file mapping (views at unaligned offsets,
+ *     so pages are shared between matrices) become their X8 layouts in place
  *     the first time they are routed to, when the active level wants that
  *     layout, and only then; their bytes are exactly the packed plain rows;
  *     the outputs equal those of plain copies in the grouped, decode and mixed
@@ -216,16 +216,24 @@ static bool want_x8(pio_dtype dt, int64_t rows, int64_t cols)
     return pio_dtype_is_x8(pio_wmat_layout_for(dt, rows, cols));
 }
 
+/* The X8 layout of the plain format dt. */
+static pio_dtype x8_of(pio_dtype dt)
+{
+    int d;
+    for (d = 0; d < PIO_DTYPE_COUNT && pio_x8_base((pio_dtype)d) != dt; d++)
+        ;
+    return (pio_dtype)d;
+}
+
 /*
- * Lazy repack of ne experts of dtype dt (Q4_0 or Q8_0) (H wide, ff hidden) held in memory
+ * Lazy repack of ne experts of dtype dt (Q4_0, Q8_0, Q4_K, Q6_K) (H wide, ff hidden) held in memory
  * (file_map false: malloc'd, PIO_MOE_REPACK_IN_PLACE) or in a read-only
  * private mapping of a temporary file (views `skew` bytes past the page
  * start, PIO_MOE_REPACK_FILE_MAP), against plain copies never repacked.
  */
 static void test_lazy_repack(pio_dtype dt, bool file_map, int H, int ff, int ne, int k)
 {
-    const pio_dtype x8dt = dt == PIO_DTYPE_Q8_0 ? PIO_DTYPE_Q8_0_X8 : dt == PIO_DTYPE_Q4_K ? PIO_DTYPE_Q4_K_X8
-                                                                                   : PIO_DTYPE_Q4_0_X8;
+    const pio_dtype x8dt = x8_of(dt);
     unsigned seed = 29u + (unsigned)file_map;
     const size_t skew = 96;
     size_t rb_h = pio_dtype_row_bytes(dt, H), rb_f = pio_dtype_row_bytes(dt, ff);
@@ -386,5 +394,7 @@ int main(void)
     test_lazy_repack(PIO_DTYPE_Q8_0, true, 256, 96, 6, 3);
     test_lazy_repack(PIO_DTYPE_Q4_K, false, 256, 512, 5, 2);
     test_lazy_repack(PIO_DTYPE_Q4_K, true, 512, 256, 6, 3);
+    test_lazy_repack(PIO_DTYPE_Q6_K, false, 256, 512, 5, 2);
+    test_lazy_repack(PIO_DTYPE_Q6_K, true, 512, 256, 6, 3);
     return check_report("test_moe");
 }

@@ -138,10 +138,10 @@ pio_status pio_requant_spec_check(const char *spec);
 
 /*
  * Rearrange weight matrices in memory into the layout the active kernel
- * level runs fastest: today Q8_0, Q4_0 and Q4_K matrices whose rows are a
- * multiple of 8 become the internal dtypes PIO_DTYPE_Q8_0_X8,
- * PIO_DTYPE_Q4_0_X8 and PIO_DTYPE_Q4_K_X8 at AVX2 (8 rows interleaved in
- * the same bytes; src/kernels/quant.h). 2-D tensors are touched, but not
+ * level runs fastest: today Q8_0, Q4_0, Q4_K and Q6_K matrices whose rows
+ * are a multiple of 8 become the internal dtypes PIO_DTYPE_Q8_0_X8,
+ * PIO_DTYPE_Q4_0_X8, PIO_DTYPE_Q4_K_X8 and PIO_DTYPE_Q6_K_X8 at AVX2 (8 rows
+ * interleaved in the same bytes; src/kernels/quant.h). 2-D tensors are touched, but not
  * MoE experts (".experts.", "_exps") unless flags has PIO_REPACK_EXPERTS:
  * then expert tensors too, 2-D or 3-D (a 3-D one as a matrix of
  * experts·rows rows; rows % 16 == 0). A tensor w owns (quantized on load)

@@ -71,6 +71,7 @@ typedef enum pio_dtype {
                             the CPU kernels (src/kernels/quant.h); never in files */
     PIO_DTYPE_Q8_0_X8,   /* internal: the same for Q8_0 rows */
     PIO_DTYPE_Q4_K_X8,   /* internal: the same for Q4_K rows */
+    PIO_DTYPE_Q6_K_X8,   /* internal: the same for Q6_K rows */
     PIO_DTYPE_COUNT
 } pio_dtype;
 

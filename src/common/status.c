@@ -62,6 +62,7 @@ static const struct dtype_desc {
     [PIO_DTYPE_Q4_0_X8] = { "Q4_0_X8", 32, 2 + 16 },      /* Q4_0 bytes, 8 rows interleaved */
     [PIO_DTYPE_Q8_0_X8] = { "Q8_0_X8", 32, 2 + 32 },      /* Q8_0 bytes, 8 rows interleaved */
     [PIO_DTYPE_Q4_K_X8] = { "Q4_K_X8", 256, 144 },        /* Q4_K bytes, 8 rows interleaved */
+    [PIO_DTYPE_Q6_K_X8] = { "Q6_K_X8", 256, 210 },        /* Q6_K bytes, 8 rows interleaved */
 };
 
 size_t pio_dtype_size(pio_dtype dt)

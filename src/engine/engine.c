@@ -324,7 +324,7 @@ select_plugin:
     if (opts.dtype && opts.dtype[0] &&
         (st = pio_weights_requantize(e->weights, opts.dtype, opts.n_threads, NULL)))
         goto fail;
-    /* the layout the active CPU kernels run fastest (Q8_0/Q4_0/Q4_K -> X8 at AVX2) */
+    /* the layout the active CPU kernels run fastest (Q8_0/Q4_0/Q4_K/Q6_K -> X8 at AVX2) */
     if ((st = pio_weights_repack(e->weights, opts.n_threads, params->preload ? PIO_REPACK_EXPERTS : 0,
                                  NULL)))
         goto fail;

@@ -2,8 +2,8 @@
  * repack.c - weight matrices rearranged at load for the CPU kernels.
  *
  * Some kernel levels run a dtype faster in another layout of the same bytes
- * (pio_wmat_layout_for): AVX2 runs Q8_0, Q4_0 and Q4_K as Q8_0_X8, Q4_0_X8
- * and Q4_K_X8, 8 rows interleaved so one load feeds 8 rows' dot products
+ * (pio_wmat_layout_for): AVX2 runs Q8_0, Q4_0, Q4_K and Q6_K as Q8_0_X8,
+ * Q4_0_X8, Q4_K_X8 and Q6_K_X8, 8 rows interleaved so one load feeds 8 rows' dot products
  * (layout in src/kernels/quant.h). This
  * converts each selected matrix once, after quantize-on-load and before the
  * plugin binds the weights, so the plugins and the files never see it:
@@ -85,7 +85,7 @@ static int64_t rp_rows(const pio_tensor *t)
     return r;
 }
 
-/* Repack tensor i (a Q8_0 / Q4_0 / Q4_K matrix, rows % 8 == 0) to its X8
+/* Repack tensor i (a Q8_0 / Q4_0 / Q4_K / Q6_K matrix, rows % 8 == 0) to its X8
  * layout on the pool. */
 static pio_status rp_x8(pio_weights *w, int i, pio_dtype layout, pio_threadpool *tp)
 {

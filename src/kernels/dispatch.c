@@ -20,7 +20,8 @@ int pio_act_kind_of(pio_dtype dt)
     case PIO_DTYPE_F32: case PIO_DTYPE_F16: case PIO_DTYPE_BF16: return PIO_ACT_F32;
     case PIO_DTYPE_Q8_0: case PIO_DTYPE_Q4_0:
     case PIO_DTYPE_Q8_0_X8: case PIO_DTYPE_Q4_0_X8: return PIO_ACT_Q8;
-    case PIO_DTYPE_Q4_K: case PIO_DTYPE_Q6_K: case PIO_DTYPE_Q4_K_X8: return PIO_ACT_Q8_K;
+    case PIO_DTYPE_Q4_K: case PIO_DTYPE_Q6_K:
+    case PIO_DTYPE_Q4_K_X8: case PIO_DTYPE_Q6_K_X8: return PIO_ACT_Q8_K;
     default: return -1;
     }
 }
@@ -272,30 +273,56 @@ static float dot_q4_K_x8_scalar(const pio_block_q4_Kx8 *g, int r, const uint8_t 
     return s;
 }
 
+/* Block i's term of a Q6_K row's dot product (GGML's order within the block). */
+static float q6_K_block_term(const pio_block_q6_K *w, const pio_block_q8_K *x)
+{
+    int32_t sumi = 0;
+    int h, c, l;
+    for (h = 0; h < 2; h++) {
+        const uint8_t *ql = w->ql + 64 * h, *qh = w->qh + 32 * h;
+        for (c = 0; c < 4; c++) {
+            const int8_t *qx = x->qs + 128 * h + 32 * c;
+            const uint8_t *lo = ql + 32 * (c & 1);
+            int32_t d0 = 0, d1 = 0;
+            for (l = 0; l < 32; l++) {
+                int q = ((lo[l] >> (4 * (c >> 1))) & 15) | (((qh[l] >> (2 * c)) & 3) << 4);
+                if (l < 16)
+                    d0 += (q - 32) * qx[l];
+                else
+                    d1 += (q - 32) * qx[l];
+            }
+            sumi += w->scales[8 * h + 2 * c] * d0 + w->scales[8 * h + 2 * c + 1] * d1;
+        }
+    }
+    return x->d * pio_f16_to_f32(w->d) * (float)sumi;
+}
+
 static float dot_q6_K_scalar(const pio_block_q6_K *w, const pio_block_q8_K *x, int64_t k)
 {
     int64_t nb = k / PIO_QK_K, i;
     float s = 0.0f;
+    for (i = 0; i < nb; i++)
+        s += q6_K_block_term(&w[i], &x[i]);
+    return s;
+}
+
+/* Row r (0..7) of a Q6_K_X8 group, as dot_q4_K_x8_scalar: equal to dot_q6_K_scalar. */
+static float dot_q6_K_x8_scalar(const pio_block_q6_Kx8 *g, int r, const uint8_t *xq, int64_t k)
+{
+    const pio_block_q8_K *x = (const pio_block_q8_K *)(const void *)xq;
+    int64_t nb = k / PIO_QK_K, i;
+    float s = 0.0f;
     for (i = 0; i < nb; i++) {
-        int32_t sumi = 0;
-        int h, c, l;
-        for (h = 0; h < 2; h++) {
-            const uint8_t *ql = w[i].ql + 64 * h, *qh = w[i].qh + 32 * h;
-            for (c = 0; c < 4; c++) {
-                const int8_t *qx = x[i].qs + 128 * h + 32 * c;
-                const uint8_t *lo = ql + 32 * (c & 1);
-                int32_t d0 = 0, d1 = 0;
-                for (l = 0; l < 32; l++) {
-                    int q = ((lo[l] >> (4 * (c >> 1))) & 15) | (((qh[l] >> (2 * c)) & 3) << 4);
-                    if (l < 16)
-                        d0 += (q - 32) * qx[l];
-                    else
-                        d1 += (q - 32) * qx[l];
-                }
-                sumi += w[i].scales[8 * h + 2 * c] * d0 + w[i].scales[8 * h + 2 * c + 1] * d1;
-            }
-        }
-        s += x[i].d * pio_f16_to_f32(w[i].d) * (float)sumi;
+        pio_block_q6_K b;
+        int c;
+        b.d = g[i].d[r];
+        for (c = 0; c < 32; c++)
+            memcpy(b.ql + 4 * c, g[i].ql[c][r], 4);
+        for (c = 0; c < 16; c++)
+            memcpy(b.qh + 4 * c, g[i].qh[c][r], 4);
+        for (c = 0; c < 4; c++)
+            memcpy(b.scales + 4 * c, g[i].scales[c][r], 4);
+        s += q6_K_block_term(&b, &x[i]);
     }
     return s;
 }
@@ -347,6 +374,7 @@ SCALAR_TILE(tile_q6_K_scalar, dot_q6_K_scalar(wr, xt, k))
 SCALAR_X8_TILE(tile_q8_0_x8_scalar, dot_q8_0_x8_scalar)
 SCALAR_X8_TILE(tile_q4_0_x8_scalar, dot_q4_0_x8_scalar)
 SCALAR_X8_TILE(tile_q4_K_x8_scalar, dot_q4_K_x8_scalar)
+SCALAR_X8_TILE(tile_q6_K_x8_scalar, dot_q6_K_x8_scalar)
 
 void pio_kernels_init_scalar(pio_kernels *kt)
 {
@@ -362,6 +390,7 @@ void pio_kernels_init_scalar(pio_kernels *kt)
     kt->tile[PIO_DTYPE_Q8_0_X8] = tile_q8_0_x8_scalar;
     kt->tile[PIO_DTYPE_Q4_0_X8] = tile_q4_0_x8_scalar;
     kt->tile[PIO_DTYPE_Q4_K_X8] = tile_q4_K_x8_scalar;
+    kt->tile[PIO_DTYPE_Q6_K_X8] = tile_q6_K_x8_scalar;
     for (int d = 0; d < PIO_DTYPE_COUNT; d++)
         kt->weight_layout[d] = (pio_dtype)d;
     kt->quantize_q8 = quantize_q8_scalar;

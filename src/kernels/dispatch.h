@@ -18,7 +18,7 @@
  *                     last group is zero-padded. Groups let a k-range that
  *                     starts at a multiple of 256 be addressed by offset.
  *   Q4_K, Q6_K,
- *   Q4_K_X8        -> PIO_ACT_Q8_K: GGML block_q8_K (d, qs[256], bsums[16]).
+ *   Q4_K_X8, Q6_K_X8 -> PIO_ACT_Q8_K: GGML block_q8_K (d, qs[256], bsums[16]).
  * Quantization (all levels bit-identical): Q8: d = amax/127, q = rint(x/d);
  * Q8_K: GGML's quantize_row_q8_K (d = -max/127 for the signed max).
  */
@@ -74,7 +74,7 @@ typedef struct pio_kernels {
     pio_pack_fn pack[PIO_DTYPE_COUNT];
     pio_tile_fn tile_packed[PIO_DTYPE_COUNT];
     /* The layout weights of dtype d run fastest in at this level (d itself,
-     * or its X8 layout for Q8_0 / Q4_0 / Q4_K): what the loader repacks them to
+     * or its X8 layout for Q8_0 / Q4_0 / Q4_K / Q6_K): what the loader repacks them to
      * (pio_wmat_layout_for). Every level still runs every layout. */
     pio_dtype weight_layout[PIO_DTYPE_COUNT];
     /* Quantize one row of k f32 values (k a multiple of 32 / 256). */

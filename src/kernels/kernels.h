@@ -46,9 +46,9 @@ void pio_wmat_row_f32(const pio_wmat *w, int64_t r, float *dst);
 
 /*
  * The dtype/layout the active kernel level runs a rows x cols matrix of
- * dtype `dt` fastest in: PIO_DTYPE_Q8_0_X8 / PIO_DTYPE_Q4_0_X8 /
- * PIO_DTYPE_Q4_K_X8 for Q8_0 / Q4_0 / Q4_K with rows % 8 == 0 at AVX2 (same
- * bytes, rows interleaved; see quant.h), else dt itself. The
+ * dtype `dt` fastest in: its X8 layout (PIO_DTYPE_Q8_0_X8 for Q8_0, ...)
+ * for Q8_0 / Q4_0 / Q4_K / Q6_K with rows % 8 == 0 at AVX2 (same bytes, rows
+ * interleaved; see quant.h), else dt itself. The
  * loader repacks weights to it once (pio_weights_repack).
  */
 pio_dtype pio_wmat_layout_for(pio_dtype dt, int64_t rows, int64_t cols);

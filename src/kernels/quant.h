@@ -54,16 +54,18 @@ typedef struct pio_block_q8_K {
 } pio_block_q8_K;
 
 /*
- * Q4_0_X8, Q8_0_X8 and Q4_K_X8 (PIO_DTYPE_*_X8): internal layouts of Q4_0,
- * Q8_0 and Q4_K, never in files. A matrix of R rows (R a multiple of 8) x K
- * columns is R/8 groups of 8 rows; group g holds rows 8g..8g+7 in exactly
- * the bytes those 8 rows occupy in the plain format (8·(K/B)·block bytes
- * for blocks of B values, from byte 8g·row_bytes), so a tensor can be
- * repacked in place. A group is K/B block columns, block column b holding
- * block b of each of the 8 rows: the f16 fields that open the block (d; Q4_K:
- * d and dmin), each as 8 values, then the rest of the block in chunks of 4
- * bytes per row (4 chunks for Q4_0's 16 bytes, 8 for Q8_0's 32, 35 for
- * Q4_K's 12 scale bytes and 128 quant bytes). For Q4_0 / Q8_0:
+ * Q4_0_X8, Q8_0_X8, Q4_K_X8 and Q6_K_X8 (PIO_DTYPE_*_X8): internal layouts
+ * of Q4_0, Q8_0, Q4_K and Q6_K, never in files. A matrix of R rows (R a
+ * multiple of 8) x K columns is R/8 groups of 8 rows; group g holds rows
+ * 8g..8g+7 in exactly the bytes those 8 rows occupy in the plain format
+ * (8·(K/B)·block bytes for blocks of B values, from byte 8g·row_bytes), so
+ * a tensor can be repacked in place. A group is K/B block columns, block
+ * column b holding block b of each of the 8 rows: the block's f16 fields (d;
+ * Q4_K: d and dmin), each as 8 values, then the rest of the block in its
+ * order, in chunks of 4 bytes per row (4 chunks for Q4_0's 16 bytes, 8 for
+ * Q8_0's 32, 35 for Q4_K's 12 scale bytes and 128 quant bytes, 52 for Q6_K's
+ * 128 low-nibble, 64 high-bit and 16 scale bytes; Q6_K's d closes its plain
+ * block but opens the block column). For Q4_0 / Q8_0:
  *
  *   offset  0: d[8]          f16 scale of block b of row 0..7     (16 B)
  *   offset 16: qs[C][8][4]   chunk c = 0..C-1, row i = 0..7:      (32·C B)
@@ -103,13 +105,23 @@ typedef struct pio_block_q4_Kx8 {
     uint8_t qs[32][8][4];            /* [chunk][row][byte] */
 } pio_block_q4_Kx8;
 
-/* The plain format an interleaved layout holds (Q4_0 for Q4_0_X8, Q8_0 for
- * Q8_0_X8, Q4_K for Q4_K_X8); PIO_DTYPE_COUNT for any other dtype. */
+/* Q6_K_X8: chunk c of ql, of qh and of the int8 scales (bytes 4c..4c+3 of
+ * each; GGML's bit order within them, dequantize_row_q6_K). */
+typedef struct pio_block_q6_Kx8 {
+    uint16_t d[8];                   /* f16 super-block scales of rows 0..7 */
+    uint8_t ql[32][8][4];            /* [chunk][row][byte] */
+    uint8_t qh[16][8][4];            /* [chunk][row][byte] */
+    int8_t scales[4][8][4];          /* [chunk][row][byte] */
+} pio_block_q6_Kx8;
+
+/* The plain format an interleaved layout holds (Q4_0 for Q4_0_X8, ...);
+ * PIO_DTYPE_COUNT for any other dtype. */
 static inline pio_dtype pio_x8_base(pio_dtype dt)
 {
     return dt == PIO_DTYPE_Q4_0_X8 ? PIO_DTYPE_Q4_0
          : dt == PIO_DTYPE_Q8_0_X8 ? PIO_DTYPE_Q8_0
          : dt == PIO_DTYPE_Q4_K_X8 ? PIO_DTYPE_Q4_K
+         : dt == PIO_DTYPE_Q6_K_X8 ? PIO_DTYPE_Q6_K
                                    : PIO_DTYPE_COUNT;
 }
 
@@ -122,6 +134,7 @@ _Static_assert(sizeof(pio_block_q8_0) == 34, "Q8_0 block layout");
 _Static_assert(sizeof(pio_block_q4_0x8) == 8 * 18, "Q4_0_X8 block column = 8 Q4_0 blocks");
 _Static_assert(sizeof(pio_block_q8_0x8) == 8 * 34, "Q8_0_X8 block column = 8 Q8_0 blocks");
 _Static_assert(sizeof(pio_block_q4_Kx8) == 8 * 144, "Q4_K_X8 block column = 8 Q4_K blocks");
+_Static_assert(sizeof(pio_block_q6_Kx8) == 8 * 210, "Q6_K_X8 block column = 8 Q6_K blocks");
 _Static_assert(sizeof(pio_block_q4_0) == 18, "Q4_0 block layout");
 _Static_assert(sizeof(pio_block_q4_K) == 144, "Q4_K block layout");
 _Static_assert(sizeof(pio_block_q6_K) == 210, "Q6_K block layout");

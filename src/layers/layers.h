@@ -35,7 +35,7 @@ pio_status pio_batch_prepare(const char *who, const pio_batch *b, int n_vocab, i
 pio_status pio_tensor_f32_copy(const pio_tensor *t, float **out);
 
 /* "BF16 x 398, F32 x 1" from per-dtype tensor counts[PIO_DTYPE_COUNT] into buf
- * (the X8 layouts, Q8_0 / Q4_0 / Q4_K repacked for the kernels at load,
+ * (the X8 layouts, Q8_0 / Q4_0 / Q4_K / Q6_K repacked for the kernels at load,
  * are counted as their plain format). */
 void pio_dtype_counts_format(char *buf, size_t size, const int *counts);
 
@@ -105,7 +105,7 @@ pio_status pio_swiglu_mlp(pio_threadpool *tp, const pio_wmat *w_gate, const pio_
 /*
  * Whether, and how, a matrix of an expert may be rewritten in place into the
  * layout the active kernels run fastest (pio_wmat_layout_for: Q8_0 / Q4_0 /
- * Q4_K -> their X8 layouts at AVX2) the first time the expert is routed to. Experts are not
+ * Q4_K / Q6_K -> their X8 layouts at AVX2) the first time the expert is routed to. Experts are not
  * repacked at load (pio_weights_repack skips them) so that experts never
  * selected are never read; pio_moe_forward repacks each one lazily instead.
  */

@@ -98,7 +98,7 @@ typedef struct moe_rp_job {
     size_t tmp_stride;
 } moe_rp_job;
 
-/* Slice task % slices of matrix list[task / slices], Q8_0/Q4_0/Q4_K -> its X8
+/* Slice task % slices of matrix list[task / slices], Q8_0/Q4_0/Q4_K/Q6_K -> its X8
  * layout in place, one 8-row group at a time through the thread's copy. */
 static void moe_rp_task(void *p, int task, int thread)
 {
@@ -121,7 +121,7 @@ static void moe_rp_task(void *p, int task, int thread)
 /*
  * Repack in place the marked matrices of the experts routed to in
  * idx[0..slots) that the active kernels run faster in another layout
- * (pio_wmat_layout_for: Q8_0 / Q4_0 / Q4_K -> their X8 layouts today), then
+ * (pio_wmat_layout_for: Q8_0 / Q4_0 / Q4_K / Q6_K -> their X8 layouts today), then
  * clear their marks; a marked matrix with nothing to do is unmarked too.
  * Indices out of range are skipped (the caller reports them). File-mapped
  * matrices are made writable first (one that cannot be is left as it is)

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# qwen3_moe_x8_layouts.sh - Q4_0, Q8_0 and Q4_K MoE experts repacked lazily
-# (src/layers/moe.c, pio_moe_repack): each expert becomes Q4_0_X8 / Q8_0_X8 /
-# Q4_K_X8 in place the first time it is routed to, when the active kernels
-# want that layout (AVX2). For each of q4_0, q8_0 and q4_k (its 128-column
-# down matrices fall back to Q8_0, as in llama.cpp), on a random
+# qwen3_moe_x8_layouts.sh - Q4_0, Q8_0, Q4_K and Q6_K MoE experts repacked
+# lazily (src/layers/moe.c, pio_moe_repack): each expert becomes its X8
+# layout (Q4_0_X8, ...) in place the first time it is routed to, when the
+# active kernels want that layout (AVX2). For each of q4_0, q8_0, q4_k and
+# q6_k (the K-quants' 128-column down matrices fall back to Q8_0, as in
+# llama.cpp), on a random
 # Qwen3-MoE made here (benchmarks/make_moe_rss_model.py, numpy only; 8
 # experts of 128 x 256, top-2, so every expert matrix has rows % 8 == 0):
 #   - a quantized GGUF (`pio quantize`: 3-D expert stacks in the read-only
@@ -49,7 +50,7 @@ PY
 m=$tmp/moe
 python3 "$SRC/benchmarks/make_moe_rss_model.py" "$m" --experts 8 --top-k 2 --layers 2 --hidden 256 --moe-ff 128 \
   --seed 3 >/dev/null 2>"$tmp/err" || { bad "make_moe_rss_model.py"; echo "qwen3_moe_x8_layouts: $pass passed, $fail failed"; exit 1; }
-for q in q4_0 q8_0 q4_k; do
+for q in q4_0 q8_0 q4_k q6_k; do
   g=$tmp/moe.$q.gguf
   "$PIO" quantize -q -m "$m" -o "$g" --dtype $q 2>"$tmp/err" || bad "pio quantize $q"
 

@@ -148,13 +148,14 @@ static void q_dequantize_q4_0(const pio_block_q4_0 *x, float *y, int64_t k)
 
 /* ---- X8 layouts: 8 rows interleaved (layout in quant.h) -------------------- */
 
-/* The plain block of an X8 layout: values, bytes, and the f16 fields that
- * open it (each stored as 8 values); the rest goes in 4-byte chunks. */
+/* The plain block of an X8 layout: values, bytes, and where its f16 fields
+ * (each stored as 8 values, first in the block column) and the rest (in
+ * 4-byte chunks, after them) lie in the plain block. */
 typedef struct x8_shape {
     int64_t elems;
     size_t bytes;
-    int halves;
-    int chunks;
+    int halves, half_off;
+    int chunks, chunk_off;
 } x8_shape;
 
 static x8_shape x8_shape_of(pio_dtype x8)
@@ -165,6 +166,9 @@ static x8_shape x8_shape_of(pio_dtype x8)
     sh.bytes = pio_dtype_block_bytes(base);
     sh.halves = base == PIO_DTYPE_Q4_K ? 2 : 1;
     sh.chunks = (int)(sh.bytes - 2 * (size_t)sh.halves) / 4;
+    /* Q6_K's d closes the block; the others' f16 fields open it */
+    sh.half_off = base == PIO_DTYPE_Q6_K ? 4 * sh.chunks : 0;
+    sh.chunk_off = base == PIO_DTYPE_Q6_K ? 0 : 2 * sh.halves;
     return sh;
 }
 
@@ -172,17 +176,17 @@ static x8_shape x8_shape_of(pio_dtype x8)
 static void x8_gather(const x8_shape *sh, const uint8_t *gc, int i, uint8_t *blk)
 {
     for (int h = 0; h < sh->halves; h++)
-        memcpy(blk + 2 * h, gc + 16 * h + 2 * i, 2);
+        memcpy(blk + sh->half_off + 2 * h, gc + 16 * h + 2 * i, 2);
     for (int c = 0; c < sh->chunks; c++)
-        memcpy(blk + 2 * sh->halves + 4 * c, gc + 16 * sh->halves + 32 * c + 4 * i, 4);
+        memcpy(blk + sh->chunk_off + 4 * c, gc + 16 * sh->halves + 32 * c + 4 * i, 4);
 }
 
 static void x8_scatter(const x8_shape *sh, uint8_t *gc, int i, const uint8_t *blk)
 {
     for (int h = 0; h < sh->halves; h++)
-        memcpy(gc + 16 * h + 2 * i, blk + 2 * h, 2);
+        memcpy(gc + 16 * h + 2 * i, blk + sh->half_off + 2 * h, 2);
     for (int c = 0; c < sh->chunks; c++)
-        memcpy(gc + 16 * sh->halves + 32 * c + 4 * i, blk + 2 * sh->halves + 4 * c, 4);
+        memcpy(gc + 16 * sh->halves + 32 * c + 4 * i, blk + sh->chunk_off + 4 * c, 4);
 }
 
 void pio_x8_pack(pio_dtype x8, void *dst, const void *src, size_t src_stride, int64_t k)

@@ -13,6 +13,8 @@
  *   Q8_0_X8:  the same walk with the Q8_0 sign trick, int32 sums; the decode path.
  *   Q4_K_X8:  the same walk per sub-block, scales unpacked lane-wise and applied by
  *             pmaddwd, int32 super-block sums; the decode path.
+ *   Q6_K_X8:  the same walk, 6-bit values from a nibble and two high bits, a scale
+ *             per 16 values by pmaddwd, the -32 offset from bsums; the decode path.
  *   Q4_K/Q6_K: maddubs + madd by the integer sub-block scale, summed in int32 over
  *             the super-block; mins (Q4_K) and the -32 offset (Q6_K) come from bsums.
  */
@@ -1037,6 +1039,126 @@ AI void q4kx8_micro(int G, int T, int64_t k, const uint8_t *w, size_t gs, const 
     store_groups(G, T, acc, 16, y, ldy, accumulate);
 }
 
+/* Per dword lane (row) of v: bytes e0 and e1 of the dword, sign-extended,
+ * as its low and high int16. */
+AI __m256i lane_bytes_i16(__m256i v, int e0, int e1)
+{
+    const __m256i ctl = _mm256_setr_epi8(-1, e0, -1, e1, -1, 4 + e0, -1, 4 + e1, -1, 8 + e0, -1, 8 + e1,
+                                         -1, 12 + e0, -1, 12 + e1, -1, e0, -1, e1, -1, 4 + e0, -1, 4 + e1,
+                                         -1, 8 + e0, -1, 8 + e1, -1, 12 + e0, -1, 12 + e1);
+    return _mm256_srai_epi16(_mm256_shuffle_epi8(v, ctl), 8);
+}
+
+/*
+ * Q6_K_X8: G groups of 8 rows (G <= 2) x T tokens (T <= 2). Values
+ * 128n + 32s + 4c .. +3 (half n, quarter s, chunk c) of the 8 rows are the
+ * low (s < 2) or high nibbles of ql chunk 16n + 8(s&1) + c, with bits 2s,
+ * 2s+1 of qh chunk 8n + c above them (one shift brings them to bits 4-5);
+ * pmaddubsw against 4 broadcast activation bytes. Two chunks sum in int16
+ * (2 x 2·63·128 < 2^15); pmaddwd by the 16-value group's scale (its byte in
+ * both int16 halves of each row's lane) widens them into the int32
+ * super-block sum. The -32 offset is 32·Σ_g sc_g·Σx_g per row (the scale
+ * pairs against the activation's 16-value sums), so the sum is exact, as
+ * GGML's.
+ */
+AI void q6kx8_micro(int G, int T, int64_t k, const uint8_t *w, size_t gs, const uint8_t *x,
+                    size_t xs, float *y, size_t ldy, bool accumulate, bool pf)
+{
+    const __m256i m4 = _mm256_set1_epi8(15), m30 = _mm256_set1_epi8(0x30);
+    const int64_t nsb = k / PIO_QK_K;
+    __m256 acc[2][2];
+    int64_t sb;
+    int gi, t, n, s, c, p;
+
+#pragma GCC unroll 2
+    for (gi = 0; gi < G; gi++)
+#pragma GCC unroll 2
+        for (t = 0; t < T; t++)
+            acc[gi][t] = _mm256_setzero_ps();
+    for (sb = 0; sb < nsb; sb++) {
+        const pio_block_q6_Kx8 *blk[2];
+        const pio_block_q8_K *xb[2];
+        __m256i isum[2][2];
+#pragma GCC unroll 2
+        for (gi = 0; gi < G; gi++) {
+            blk[gi] = (const pio_block_q6_Kx8 *)(w + (size_t)gi * gs) + sb;
+#pragma GCC unroll 2
+            for (t = 0; t < T; t++)
+                isum[gi][t] = _mm256_setzero_si256();
+        }
+#pragma GCC unroll 2
+        for (t = 0; t < T; t++)
+            xb[t] = (const pio_block_q8_K *)(x + (size_t)t * xs) + sb;
+        for (n = 0; n < 2; n++) {
+            for (s = 0; s < 4; s++) {
+                __m256i a16[2][2], scv[2];
+#pragma GCC unroll 8
+                for (c = 0; c < 8; c++) {
+                    const int line = 32 * n + 8 * s + c, h = 8 * n + 2 * s + (c >> 2);
+                    __m256i wv[2];
+#pragma GCC unroll 2
+                    for (gi = 0; gi < G; gi++) {
+                        __m256i lo = _mm256_loadu_si256((const __m256i *)blk[gi]->ql[16 * n + 8 * (s & 1) + c]);
+                        __m256i hi = _mm256_loadu_si256((const __m256i *)blk[gi]->qh[8 * n + c]);
+                        if (line < 27)      /* the next micro-kernel's groups, same column: 1680 B */
+                            prefetch_next(pf, (const uint8_t *)blk[gi] + 64 * line, 2 * gs, 1);
+                        lo = _mm256_and_si256(s >> 1 ? _mm256_srli_epi16(lo, 4) : lo, m4);
+                        hi = s == 0 ? _mm256_slli_epi16(hi, 4) : s == 1 ? _mm256_slli_epi16(hi, 2)
+                           : s == 2 ? hi : _mm256_srli_epi16(hi, 2);
+                        wv[gi] = _mm256_or_si256(lo, _mm256_and_si256(hi, m30));
+                        if ((c & 3) == 0)   /* group h's scale, both halves of each row's lane */
+                            scv[gi] = lane_bytes_i16(_mm256_loadu_si256((const __m256i *)blk[gi]->scales[h >> 2]),
+                                                     h & 3, h & 3);
+                    }
+#pragma GCC unroll 2
+                    for (t = 0; t < T; t++) {
+                        int32_t x4;
+                        __m256i xv;
+                        memcpy(&x4, xb[t]->qs + 128 * n + 32 * s + 4 * c, 4);
+                        xv = _mm256_set1_epi32(x4);
+#pragma GCC unroll 2
+                        for (gi = 0; gi < G; gi++) {
+                            __m256i q = _mm256_maddubs_epi16(wv[gi], xv);
+                            a16[gi][t] = (c & 1) == 0 ? q : _mm256_add_epi16(a16[gi][t], q);
+                            PIN(a16[gi][t]);
+                        }
+                    }
+                    if (c & 1)
+#pragma GCC unroll 2
+                        for (gi = 0; gi < G; gi++)
+#pragma GCC unroll 2
+                            for (t = 0; t < T; t++) {
+                                isum[gi][t] = _mm256_add_epi32(isum[gi][t], _mm256_madd_epi16(a16[gi][t], scv[gi]));
+                                PIN(isum[gi][t]);
+                            }
+                }
+            }
+        }
+#pragma GCC unroll 2
+        for (gi = 0; gi < G; gi++) {
+            __m256i off[2] = { _mm256_setzero_si256(), _mm256_setzero_si256() };
+            __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)blk[gi]->d));
+#pragma GCC unroll 8
+            for (p = 0; p < 8; p++) {
+                /* the scales of groups 2p (low) and 2p+1 (high) against their Σx */
+                __m256i sp = lane_bytes_i16(_mm256_loadu_si256((const __m256i *)blk[gi]->scales[p >> 1]),
+                                            2 * (p & 1), 2 * (p & 1) + 1);
+#pragma GCC unroll 2
+                for (t = 0; t < T; t++) {
+                    int32_t b2;
+                    memcpy(&b2, xb[t]->bsums + 2 * p, 4);
+                    off[t] = _mm256_add_epi32(off[t], _mm256_madd_epi16(sp, _mm256_set1_epi32(b2)));
+                }
+            }
+#pragma GCC unroll 2
+            for (t = 0; t < T; t++)
+                acc[gi][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(isum[gi][t], _mm256_slli_epi32(off[t], 5))),
+                                             _mm256_mul_ps(dw, _mm256_set1_ps(xb[t]->d)), acc[gi][t]);
+        }
+    }
+    store_groups(G, T, acc, 16, y, ldy, accumulate);
+}
+
 #define X8_CALL(fn, G, T, g, t)                                                            \
     fn(G, T, k, (const uint8_t *)w + (size_t)(g) * gs, gs,                                 \
        (const uint8_t *)x + (size_t)(t) * x_stride, x_stride,                              \
@@ -1067,6 +1189,7 @@ AI void q4kx8_micro(int G, int T, int64_t k, const uint8_t *w, size_t gs, const 
 X8_TILE(tile_q4_0_x8_avx2, q4x8_micro)
 X8_TILE(tile_q8_0_x8_avx2, q8x8_micro)
 X8_TILE(tile_q4_K_x8_avx2, q4kx8_micro)
+X8_TILE(tile_q6_K_x8_avx2, q6kx8_micro)
 
 /* ---- prefill: packed Q8_0 / Q4_0 panels --------------------------------------------- */
 
@@ -1509,43 +1632,71 @@ AI void q6k_values(const pio_block_q6_K *b, uint8_t q[PIO_QK_K])
     }
 }
 
+/* The panel of one group and super-block from the 8 rows' blocks (NULL: a padding row). */
+static void pack_q6_K_column(uint8_t *o, const pio_block_q6_K *const blk[8])
+{
+    uint8_t q[8][PIO_QK_K] __attribute__((aligned(32)));
+    int32_t sc[16][8], sp[8][8];
+    float d[8];
+    int i, j, c;
+    for (i = 0; i < 8; i++) {
+        const pio_block_q6_K *b = blk[i];
+        if (b)
+            q6k_values(b, q[i]);
+        else
+            memset(q[i], 0, sizeof q[i]);
+        d[i] = b ? f16(b->d) : 0.0f;
+        for (j = 0; j < 16; j++)            /* int16 lanes: the sign-extended scale */
+            sc[j][i] = b ? (int32_t)((uint32_t)(uint16_t)b->scales[j] * 0x10001u) : 0;
+        for (j = 0; j < 8; j++)
+            sp[j][i] = b ? (int32_t)((uint32_t)(uint16_t)b->scales[2 * j] |
+                                     (uint32_t)(uint16_t)b->scales[2 * j + 1] << 16) : 0;
+    }
+    for (j = 0; j < 8; j++) {
+        __m256 v[8];
+        for (i = 0; i < 8; i++)
+            v[i] = _mm256_load_ps((const float *)(q[i] + 32 * j));
+        transpose8(v);
+        for (c = 0; c < 8; c++)
+            _mm256_store_ps((float *)(o + 256 * j + 32 * c), v[c]);
+    }
+    memcpy(o + PK6K_SC, sc, sizeof sc);
+    memcpy(o + PK6K_SP, sp, sizeof sp);
+    memcpy(o + PK6K_D, d, sizeof d);
+}
+
 static void pack_q6_K_avx2(void *dst, const void *w, size_t ws, int nr, int64_t k)
 {
     const int64_t nsb = k / PIO_QK_K;
-    int ng = (nr + 7) / 8, g, i, j, c;
+    int ng = (nr + 7) / 8, g, i;
     int64_t sb;
-    for (g = 0; g < ng; g++) {
+    for (g = 0; g < ng; g++)
         for (sb = 0; sb < nsb; sb++) {
-            uint8_t *o = (uint8_t *)dst + ((size_t)g * (size_t)nsb + (size_t)sb) * PK6K_SB;
-            uint8_t q[8][PIO_QK_K] __attribute__((aligned(32)));
-            int32_t sc[16][8], sp[8][8];
-            float d[8];
+            const pio_block_q6_K *blk[8];
             for (i = 0; i < 8; i++) {
                 int r = 8 * g + i;
-                const pio_block_q6_K *blk =
-                    r < nr ? (const pio_block_q6_K *)((const uint8_t *)w + (size_t)r * ws) + sb : NULL;
-                if (blk)
-                    q6k_values(blk, q[i]);
-                else
-                    memset(q[i], 0, sizeof q[i]);
-                d[i] = blk ? f16(blk->d) : 0.0f;
-                for (j = 0; j < 16; j++)            /* int16 lanes: the sign-extended scale */
-                    sc[j][i] = blk ? (int32_t)((uint32_t)(uint16_t)blk->scales[j] * 0x10001u) : 0;
-                for (j = 0; j < 8; j++)
-                    sp[j][i] = blk ? (int32_t)((uint32_t)(uint16_t)blk->scales[2 * j] |
-                                               (uint32_t)(uint16_t)blk->scales[2 * j + 1] << 16) : 0;
+                blk[i] = r < nr ? (const pio_block_q6_K *)((const uint8_t *)w + (size_t)r * ws) + sb : NULL;
             }
-            for (j = 0; j < 8; j++) {
-                __m256 v[8];
-                for (i = 0; i < 8; i++)
-                    v[i] = _mm256_load_ps((const float *)(q[i] + 32 * j));
-                transpose8(v);
-                for (c = 0; c < 8; c++)
-                    _mm256_store_ps((float *)(o + 256 * j + 32 * c), v[c]);
-            }
-            memcpy(o + PK6K_SC, sc, sizeof sc);
-            memcpy(o + PK6K_SP, sp, sizeof sp);
-            memcpy(o + PK6K_D, d, sizeof d);
+            pack_q6_K_column((uint8_t *)dst + ((size_t)g * (size_t)nsb + (size_t)sb) * PK6K_SB, blk);
+        }
+}
+
+/* The same panel from Q6_K_X8 groups (nr a multiple of 8, groups 8·ws
+ * apart): each block column gathered back into 8 Q6_K blocks first. */
+static void pack_q6_K_x8_avx2(void *dst, const void *w, size_t ws, int nr, int64_t k)
+{
+    const int64_t nsb = k / PIO_QK_K;
+    int ng = nr / 8, g, i;
+    int64_t sb;
+    for (g = 0; g < ng; g++) {
+        const pio_block_q6_Kx8 *src = (const pio_block_q6_Kx8 *)((const uint8_t *)w + (size_t)g * 8 * ws);
+        for (sb = 0; sb < nsb; sb++) {
+            pio_block_q6_K plain[8];
+            const pio_block_q6_K *blk[8];
+            pio_x8_unpack(PIO_DTYPE_Q6_K_X8, plain, sizeof plain[0], &src[sb], PIO_QK_K);
+            for (i = 0; i < 8; i++)
+                blk[i] = &plain[i];
+            pack_q6_K_column((uint8_t *)dst + ((size_t)g * (size_t)nsb + (size_t)sb) * PK6K_SB, blk);
         }
     }
 }
@@ -1708,6 +1859,11 @@ void pio_kernels_init_avx2(pio_kernels *kt)
     kt->pack[PIO_DTYPE_Q6_K] = pack_q6_K_avx2;
     kt->tile_packed[PIO_DTYPE_Q6_K] = tile_packed_q6_K_avx2;
     kt->tile[PIO_DTYPE_Q6_K] = tile_q6_K_avx2;
+    kt->tile[PIO_DTYPE_Q6_K_X8] = tile_q6_K_x8_avx2;
+    kt->pack_size[PIO_DTYPE_Q6_K_X8] = pack_size_q6_K_avx2;
+    kt->pack[PIO_DTYPE_Q6_K_X8] = pack_q6_K_x8_avx2;
+    kt->tile_packed[PIO_DTYPE_Q6_K_X8] = tile_packed_q6_K_avx2;
+    kt->weight_layout[PIO_DTYPE_Q6_K] = PIO_DTYPE_Q6_K_X8;
     kt->quantize_q8 = quantize_q8_avx2;
     kt->to_f32 = to_f32_avx2;
 }

@@ -918,11 +918,12 @@ void PIO_INIT_NAME(PIO_ISA_NAME)(pio_kernels *kt)
     kt->tile[PIO_DTYPE_Q4_K] = tile_q4_K;
     kt->tile[PIO_DTYPE_Q6_K] = tile_q6_K;
     /* The X8 layouts run on the AVX2 kernels inherited from the level below,
-     * but Q4_0, Q8_0 and Q4_K stay as stored: this level's own kernels (VNNI
+     * but Q4_0, Q8_0, Q4_K and Q6_K stay as stored: this level's own kernels (VNNI
      * prefill panels) have not been measured against them on an AVX-512 CPU. */
     kt->weight_layout[PIO_DTYPE_Q4_0] = PIO_DTYPE_Q4_0;
     kt->weight_layout[PIO_DTYPE_Q8_0] = PIO_DTYPE_Q8_0;
     kt->weight_layout[PIO_DTYPE_Q4_K] = PIO_DTYPE_Q4_K;
+    kt->weight_layout[PIO_DTYPE_Q6_K] = PIO_DTYPE_Q6_K;
     /* Float weights: this level's 16-lane tiles on f32 panels, not the
      * AVX2 level's packed 8-lane kernels (no AVX-512 measurement yet). */
     for (int d = PIO_DTYPE_F32; d <= PIO_DTYPE_BF16; d++) {
