@@ -11,7 +11,8 @@ What it does:
     The wheel ships no tools, so llama-bench is then compiled from the same
     sdist's tools/llama-bench against the libraries of that build: the very
     llama.cpp the wheel holds. Skipped when already there.
- 2. Makes the random-weight Qwen3-4B checkpoint (make_qwen3_4b.py) when missing.
+ 2. Makes the random-weight Qwen3-4B checkpoint (make_qwen3_4b.py) when missing,
+    and the K-quant files q4_k, q6_k, q4_k_m with pio quantize (make_kquant_ggufs.sh).
  3. Builds benchmarks/membw.c and measures the DRAM read bandwidth with -t
     threads before and after the runs; the roofline uses the best figure.
     The bandwidth of a shared VM drifts by 20% and more within minutes, so
@@ -53,6 +54,8 @@ REPO = Path(__file__).resolve().parent.parent
 BENCH = REPO / "benchmarks"
 LLAMA_CPP_PYTHON_VERSION = "0.3.36"
 FORMATS = ("q8_0", "q4_0", "bf16")
+# made by make_kquant_ggufs.sh (pio quantize), not make_qwen3_4b.py
+KQUANT_FORMATS = ("q4_k", "q6_k", "q4_k_m")
 # Qwen3-4B KV geometry for the depth roofline: 36 layers x (K + V) x 8 heads x 128 x f16
 KV_BYTES_PER_POS = 36 * 2 * 8 * 128 * 2
 TARGETS = {   # issue 4 targets, as pio/llama.cpp ratios or roofline shares
@@ -358,10 +361,18 @@ def main():
         raise SystemExit("run_vs_llamacpp: llama-bench is not available")
     hf_dir = work / args.name
     missing = [f for f in formats if not (work / f"{args.name}-{f}.gguf").exists()]
-    if missing or (args.pio_input == "st" and not (hf_dir / "model.safetensors.index.json").exists()):
+    kquant = [f for f in missing if f in KQUANT_FORMATS]
+    missing = [f for f in missing if f not in KQUANT_FORMATS]
+    need_st = args.pio_input == "st" or kquant
+    if missing or (need_st and not (hf_dir / "model.safetensors.index.json").exists()):
         log(f"model: making {args.name} ({', '.join(missing) or 'safetensors'})")
         subprocess.run([str(py), str(BENCH / "make_qwen3_4b.py"), "--work", str(work), "--name", args.name,
                         "--formats", ",".join(["st"] + missing)], check=True)
+    if kquant:
+        # the gguf package cannot write K-quants: pio quantize does, from the safetensors
+        log(f"model: making {', '.join(kquant)} with pio quantize")
+        subprocess.run(["bash", str(BENCH / "make_kquant_ggufs.sh"), str(work), args.name, ",".join(kquant)],
+                       check=True, env=dict(os.environ, PIO=str(pio)))
 
     env_info = {
         "date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),

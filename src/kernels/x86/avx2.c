@@ -1089,7 +1089,10 @@ AI void q6kx8_micro(int G, int T, int64_t k, const uint8_t *w, size_t gs, const 
 #pragma GCC unroll 2
         for (t = 0; t < T; t++)
             xb[t] = (const pio_block_q8_K *)(x + (size_t)t * xs) + sb;
+        /* fully unrolled: the shifts, scale bytes and prefetches are constants */
+#pragma GCC unroll 2
         for (n = 0; n < 2; n++) {
+#pragma GCC unroll 4
             for (s = 0; s < 4; s++) {
                 __m256i a16[2][2], scv[2];
 #pragma GCC unroll 8
