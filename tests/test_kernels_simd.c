@@ -193,6 +193,27 @@ static void test_quantizers(void)
         free(ref);
         free(got);
     }
+    /* Q8_K: the first of equal |x| sets the sign of the scale (a negative
+     * then a positive maximum, and the reverse), and a lone maximum last */
+    {
+        float x[3][PIO_QK_K];
+        pio_block_q8_K g, m;
+        int v, j;
+        for (v = 0; v < 3; v++) {
+            for (j = 0; j < PIO_QK_K; j++)
+                x[v][j] = 0.25f * frand();
+            x[v][v == 2 ? 255 : 5] = v == 1 ? 0.75f : -0.75f;
+            if (v < 2)
+                x[v][200] = -x[v][5];
+            pio_quantize_row_q8_K(x[v], &g, PIO_QK_K);
+            for (l = 0; l < n_levels; l++) {
+                memset(&m, 0x5a, sizeof m);
+                levels[l]->quantize_q8_K(x[v], &m, PIO_QK_K);
+                CHECK(memcmp(&g, &m, sizeof m) == 0, "quantize_q8_K %s: tied / last maximum case %d differs from GGML",
+                      pio_cpu_level_name(levels[l]->level), v);
+            }
+        }
+    }
 }
 
 /* ---- 2 + 3. tiles -------------------------------------------------------------- */

@@ -21,6 +21,7 @@
 #include "kernels/dispatch.h"
 
 #include <immintrin.h>
+#include <math.h>
 #include <string.h>
 
 #define AI static inline __attribute__((always_inline))
@@ -449,6 +450,53 @@ static void quantize_q8_avx2(const float *x, void *xq, int64_t k)
         _mm256_storeu_si256((__m256i *)(g + 32 * (b % 8)), i0);
         memcpy(g + 256 + 4 * (b % 8), &d, 4);
         memcpy(g + 288 + 4 * (b % 8), &sum, 4);
+    }
+}
+
+/* PIO_ACT_Q8_K row (GGML's quantize_row_q8_K), bit-identical to the scalar
+ * quantizer: the scale comes from the signed value of the first x with the
+ * largest |x| (NaNs never win, as in the scalar loop); RNE via cvtps. */
+static void quantize_q8_K_avx2(const float *x, pio_block_q8_K *y, int64_t k)
+{
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    const __m256i perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7), q127 = _mm256_set1_epi32(127);
+    int64_t nb = k / PIO_QK_K, i;
+    for (i = 0; i < nb; i++, x += PIO_QK_K) {
+        __m256 m = _mm256_setzero_ps(), idv;
+        __m128 m4;
+        float amax, iscale;
+        int j;
+        for (j = 0; j < PIO_QK_K; j += 8)   /* max_ps returns its second operand for a NaN */
+            m = _mm256_max_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(x + j)), m);
+        m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+        m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+        amax = _mm_cvtss_f32(m4);
+        if (amax == 0.0f) {
+            memset(&y[i], 0, sizeof y[i]);
+            continue;
+        }
+        for (j = 0; j < PIO_QK_K - 1 && fabsf(x[j]) != amax; j++)
+            ;
+        iscale = -127.0f / x[j];
+        idv = _mm256_set1_ps(iscale);
+        for (j = 0; j < PIO_QK_K; j += 32) {
+            __m256i i0 = _mm256_min_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + j), idv)), q127);
+            __m256i i1 = _mm256_min_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + j + 8), idv)), q127);
+            __m256i i2 = _mm256_min_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + j + 16), idv)), q127);
+            __m256i i3 = _mm256_min_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + j + 24), idv)), q127);
+            /* the two 16-value sums: lanes of i0+i1 and of i2+i3 */
+            __m256i s = _mm256_hadd_epi32(_mm256_add_epi32(i0, i1), _mm256_add_epi32(i2, i3));
+            __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+            s4 = _mm_hadd_epi32(s4, s4);
+            y[i].bsums[j / 16] = (int16_t)_mm_cvtsi128_si32(s4);
+            y[i].bsums[j / 16 + 1] = (int16_t)_mm_extract_epi32(s4, 1);
+            i0 = _mm256_packs_epi32(i0, i1);
+            i2 = _mm256_packs_epi32(i2, i3);
+            _mm256_storeu_si256((__m256i *)(y[i].qs + j),
+                                _mm256_permutevar8x32_epi32(_mm256_packs_epi16(i0, i2), perm));
+        }
+        y[i].d = 1.0f / iscale;
     }
 }
 
@@ -1868,5 +1916,6 @@ void pio_kernels_init_avx2(pio_kernels *kt)
     kt->tile_packed[PIO_DTYPE_Q6_K_X8] = tile_packed_q6_K_avx2;
     kt->weight_layout[PIO_DTYPE_Q6_K] = PIO_DTYPE_Q6_K_X8;
     kt->quantize_q8 = quantize_q8_avx2;
+    kt->quantize_q8_K = quantize_q8_K_avx2;
     kt->to_f32 = to_f32_avx2;
 }
