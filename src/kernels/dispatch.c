@@ -225,8 +225,9 @@ static inline void q4k_scale_min(int j, const uint8_t *q, int *sc, int *m)
 }
 
 /* Block i's term of a Q4_K row's dot product (GGML's order within the block). */
-static float q4_K_block_term(const pio_block_q4_K *w, const pio_block_q8_K *x)
+static float q4_K_block_term(const void *wb, const pio_block_q8_K *x)
 {
+    const pio_block_q4_K *w = wb;
     int32_t sumi = 0, summ = 0;
     int j, l;
     for (j = 0; j < 8; j++) {
@@ -252,30 +253,10 @@ static float dot_q4_K_scalar(const pio_block_q4_K *w, const pio_block_q8_K *x, i
     return s;
 }
 
-/* Row r (0..7) of a Q4_K_X8 group: each block gathered back into Q4_K, the
- * same terms in the same order as dot_q4_K_scalar, so the results are equal. */
-static float dot_q4_K_x8_scalar(const pio_block_q4_Kx8 *g, int r, const uint8_t *xq, int64_t k)
-{
-    const pio_block_q8_K *x = (const pio_block_q8_K *)(const void *)xq;
-    int64_t nb = k / PIO_QK_K, i;
-    float s = 0.0f;
-    for (i = 0; i < nb; i++) {
-        pio_block_q4_K b;
-        int c;
-        b.d = g[i].d[r];
-        b.dmin = g[i].dmin[r];
-        for (c = 0; c < 3; c++)
-            memcpy(b.scales + 4 * c, g[i].scales[c][r], 4);
-        for (c = 0; c < 32; c++)
-            memcpy(b.qs + 4 * c, g[i].qs[c][r], 4);
-        s += q4_K_block_term(&b, &x[i]);
-    }
-    return s;
-}
-
 /* Block i's term of a Q6_K row's dot product (GGML's order within the block). */
-static float q6_K_block_term(const pio_block_q6_K *w, const pio_block_q8_K *x)
+static float q6_K_block_term(const void *wb, const pio_block_q8_K *x)
 {
+    const pio_block_q6_K *w = wb;
     int32_t sumi = 0;
     int h, c, l;
     for (h = 0; h < 2; h++) {
@@ -306,25 +287,32 @@ static float dot_q6_K_scalar(const pio_block_q6_K *w, const pio_block_q8_K *x, i
     return s;
 }
 
-/* Row r (0..7) of a Q6_K_X8 group, as dot_q4_K_x8_scalar: equal to dot_q6_K_scalar. */
-static float dot_q6_K_x8_scalar(const pio_block_q6_Kx8 *g, int r, const uint8_t *xq, int64_t k)
+/* Row r (0..7) of a K-quant X8 group (Q4_K_X8, Q6_K_X8): each block
+ * gathered back into the plain format, the same terms in the same order as
+ * the plain row's dot product, so the results are equal. */
+static float dot_k_x8_scalar(pio_dtype x8, float (*term)(const void *, const pio_block_q8_K *),
+                             const uint8_t *g, int r, const uint8_t *xq, int64_t k)
 {
     const pio_block_q8_K *x = (const pio_block_q8_K *)(const void *)xq;
+    const size_t column = PIO_X8_ROWS * pio_dtype_block_bytes(x8);
     int64_t nb = k / PIO_QK_K, i;
     float s = 0.0f;
     for (i = 0; i < nb; i++) {
-        pio_block_q6_K b;
-        int c;
-        b.d = g[i].d[r];
-        for (c = 0; c < 32; c++)
-            memcpy(b.ql + 4 * c, g[i].ql[c][r], 4);
-        for (c = 0; c < 16; c++)
-            memcpy(b.qh + 4 * c, g[i].qh[c][r], 4);
-        for (c = 0; c < 4; c++)
-            memcpy(b.scales + 4 * c, g[i].scales[c][r], 4);
-        s += q6_K_block_term(&b, &x[i]);
+        union { pio_block_q4_K q4; pio_block_q6_K q6; } b;
+        pio_x8_gather_block(x8, g + (size_t)i * column, r, &b);
+        s += term(&b, &x[i]);
     }
     return s;
+}
+
+static float dot_q4_K_x8_scalar(const uint8_t *g, int r, const uint8_t *xq, int64_t k)
+{
+    return dot_k_x8_scalar(PIO_DTYPE_Q4_K_X8, q4_K_block_term, g, r, xq, k);
+}
+
+static float dot_q6_K_x8_scalar(const uint8_t *g, int r, const uint8_t *xq, int64_t k)
+{
+    return dot_k_x8_scalar(PIO_DTYPE_Q6_K_X8, q6_K_block_term, g, r, xq, k);
 }
 
 /* ---- scalar tiles ---------------------------------------------------------- */

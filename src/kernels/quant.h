@@ -203,6 +203,10 @@ float pio_vec_dot_q6_K_q8_K_ref(int64_t n, const void *w, const void *a);
 void pio_x8_pack(pio_dtype x8, void *dst, const void *src, size_t src_stride, int64_t k);
 void pio_x8_unpack(pio_dtype x8, void *dst, size_t dst_stride, const void *src, int64_t k);
 
+/* Row i's (0..7) block from one block column of an X8 group (the 8 rows'
+ * block b, 8·block bytes at `column`), back in the plain format at blk. */
+void pio_x8_gather_block(pio_dtype x8, const void *column, int i, void *blk);
+
 /* y[0..k) = the values of row i (0..7) of the group at `group` (layout x8). */
 void pio_x8_dequantize_row(pio_dtype x8, const void *group, int i, float *y, int64_t k);
 

@@ -209,6 +209,12 @@ void pio_x8_unpack(pio_dtype x8, void *dst, size_t dst_stride, const void *src, 
             x8_gather(&sh, g, i, (uint8_t *)dst + (size_t)i * dst_stride + (size_t)b * sh.bytes);
 }
 
+void pio_x8_gather_block(pio_dtype x8, const void *column, int i, void *blk)
+{
+    const x8_shape sh = x8_shape_of(x8);
+    x8_gather(&sh, column, i, blk);
+}
+
 void pio_x8_dequantize_row(pio_dtype x8, const void *group, int i, float *y, int64_t k)
 {
     const x8_shape sh = x8_shape_of(x8);
