@@ -1210,19 +1210,20 @@ AI void q6kx8_micro(int G, int T, int64_t k, const uint8_t *w, size_t gs, const 
     store_groups(G, T, acc, 16, y, ldy, accumulate);
 }
 
-#define X8_CALL(fn, G, T, g, t)                                                            \
-    fn(G, T, k, (const uint8_t *)w + (size_t)(g) * gs, gs,                                 \
-       (const uint8_t *)x + (size_t)(t) * x_stride, x_stride,                              \
-       y + (size_t)(t) * ldy + (size_t)(g) * 8, ldy, accumulate, pf)
-
-#define X8_TOKENS(fn, G, g)                                                                \
+/* CALL(T, t, ...) for the nt tokens in pairs, then a single one if nt is odd. */
+#define PAIR_TOKENS(CALL, ...)                                                             \
     do {                                                                                   \
         int t_;                                                                            \
         for (t_ = 0; t_ + 2 <= nt; t_ += 2)                                                \
-            X8_CALL(fn, G, 2, g, t_);                                                      \
+            CALL(2, t_, __VA_ARGS__);                                                      \
         if (t_ < nt)                                                                       \
-            X8_CALL(fn, G, 1, g, t_);                                                      \
+            CALL(1, t_, __VA_ARGS__);                                                      \
     } while (0)
+
+#define X8_CALL(T, t, fn, G, g)                                                            \
+    fn(G, T, k, (const uint8_t *)w + (size_t)(g) * gs, gs,                                 \
+       (const uint8_t *)x + (size_t)(t) * x_stride, x_stride,                              \
+       y + (size_t)(t) * ldy + (size_t)(g) * 8, ldy, accumulate, pf)
 
 /* nr a multiple of 8; 16 rows x 2 tokens per micro-kernel. */
 #define X8_TILE(name, fn)                                                                  \
@@ -1232,9 +1233,9 @@ AI void q6kx8_micro(int G, int T, int64_t k, const uint8_t *w, size_t gs, const 
         const bool pf = nt <= PF_TOKENS;                                                   \
         int ng = nr / 8, g;                                                                \
         for (g = 0; g + 2 <= ng; g += 2)                                                   \
-            X8_TOKENS(fn, 2, g);                                                           \
+            PAIR_TOKENS(X8_CALL, fn, 2, g);                                                \
         if (g < ng)                                                                        \
-            X8_TOKENS(fn, 1, g);                                                           \
+            PAIR_TOKENS(X8_CALL, fn, 1, g);                                                \
     }
 
 X8_TILE(tile_q4_0_x8_avx2, q4x8_micro)
@@ -1421,36 +1422,17 @@ AI void packed_micro(bool q4, int G, int T, int64_t k, const uint8_t *pk, size_t
     store_groups(G, T, accf, rows, y, ldy, accumulate);
 }
 
-#define PACKED_CALL(q4, G, T, g, t, rows)                                                  \
-    packed_micro(q4, G, T, k, (const uint8_t *)w + (size_t)(g) * gstride, gstride, rows,  \
-                 (const uint8_t *)x + (size_t)(t) * x_stride, x_stride,                   \
-                 y + (size_t)(t) * ldy + (size_t)(g) * 8, ldy, accumulate)
-
-#define PACKED_TOKENS(q4, G, g, rows)                                                      \
-    do {                                                                                   \
-        int t_;                                                                            \
-        for (t_ = 0; t_ + 2 <= nt; t_ += 2)                                                \
-            PACKED_CALL(q4, G, 2, g, t_, rows);                                            \
-        if (t_ < nt)                                                                       \
-            PACKED_CALL(q4, G, 1, g, t_, rows);                                            \
-    } while (0)
-
-/* w: a panel from pack_q_avx2 (w_stride unused); 16 rows x 2 tokens per micro-kernel. */
-AI void tile_packed_q(bool q4, TILE_ARGS)
+AI void packed_q8_micro(int G, int T, int64_t k, const uint8_t *pk, size_t gstride, int rows,
+                        const uint8_t *x, size_t xs, float *y, size_t ldy, bool accumulate)
 {
-    const size_t gstride = (size_t)(k / 32) * PK2_BLOCK;
-    int ng = (nr + 7) / 8, g;
-    (void)w_stride;
-    for (g = 0; g + 2 <= ng; g += 2) {
-        int rows = nr - 8 * g < 16 ? nr - 8 * g : 16;
-        PACKED_TOKENS(q4, 2, g, rows);
-    }
-    if (g < ng)
-        PACKED_TOKENS(q4, 1, g, nr - 8 * g);
+    packed_micro(false, G, T, k, pk, gstride, rows, x, xs, y, ldy, accumulate);
 }
 
-static void tile_packed_q8_0_avx2(TILE_ARGS) { tile_packed_q(false, k, nr, nt, w, w_stride, x, x_stride, y, ldy, accumulate); }
-static void tile_packed_q4_0_avx2(TILE_ARGS) { tile_packed_q(true, k, nr, nt, w, w_stride, x, x_stride, y, ldy, accumulate); }
+AI void packed_q4_micro(int G, int T, int64_t k, const uint8_t *pk, size_t gstride, int rows,
+                        const uint8_t *x, size_t xs, float *y, size_t ldy, bool accumulate)
+{
+    packed_micro(true, G, T, k, pk, gstride, rows, x, xs, y, ldy, accumulate);
+}
 
 /* ---- prefill: packed Q4_K panels ----------------------------------------------------- */
 
@@ -1832,38 +1814,32 @@ AI void packed_q6K_micro(int G, int T, int64_t k, const uint8_t *pk, size_t gstr
     store_groups(G, T, accf, rows, y, ldy, accumulate);
 }
 
-#define PACKED_K_CALL(fn, G, T, g, t, rows)                                                \
+#define PANEL_CALL(T, t, fn, G, g, rows)                                                   \
     fn(G, T, k, (const uint8_t *)w + (size_t)(g) * gstride, gstride, rows,                 \
        (const uint8_t *)x + (size_t)(t) * x_stride, x_stride,                              \
        y + (size_t)(t) * ldy + (size_t)(g) * 8, ldy, accumulate)
 
-#define PACKED_K_TOKENS(fn, G, g, rows)                                                    \
-    do {                                                                                   \
-        int t_;                                                                            \
-        for (t_ = 0; t_ + 2 <= nt; t_ += 2)                                                \
-            PACKED_K_CALL(fn, G, 2, g, t_, rows);                                          \
-        if (t_ < nt)                                                                       \
-            PACKED_K_CALL(fn, G, 1, g, t_, rows);                                          \
-    } while (0)
-
-/* w: a panel from pack_q4_K_avx2 / pack_q6_K_avx2 (w_stride unused); 16 rows
+/* w: a panel of groups of 8 rows, BLOCK_BYTES per block of BLOCK columns
+ * (pack_q_avx2, pack_q4_K_avx2, pack_q6_K_avx2; w_stride unused); 16 rows
  * x 2 tokens per micro-kernel. */
-#define PACKED_K_TILE(name, fn, SB_BYTES)                                                  \
+#define PANEL_TILE(name, fn, BLOCK, BLOCK_BYTES)                                           \
     static void name(TILE_ARGS)                                                            \
     {                                                                                      \
-        const size_t gstride = (size_t)(k / PIO_QK_K) * (SB_BYTES);                        \
+        const size_t gstride = (size_t)(k / (BLOCK)) * (BLOCK_BYTES);                      \
         int ng = (nr + 7) / 8, g;                                                          \
         (void)w_stride;                                                                    \
         for (g = 0; g + 2 <= ng; g += 2) {                                                 \
             int rows = nr - 8 * g < 16 ? nr - 8 * g : 16;                                  \
-            PACKED_K_TOKENS(fn, 2, g, rows);                                               \
+            PAIR_TOKENS(PANEL_CALL, fn, 2, g, rows);                                       \
         }                                                                                  \
         if (g < ng)                                                                        \
-            PACKED_K_TOKENS(fn, 1, g, nr - 8 * g);                                         \
+            PAIR_TOKENS(PANEL_CALL, fn, 1, g, nr - 8 * g);                                 \
     }
 
-PACKED_K_TILE(tile_packed_q4_K_avx2, packed_q4K_micro, PK4K_SB)
-PACKED_K_TILE(tile_packed_q6_K_avx2, packed_q6K_micro, PK6K_SB)
+PANEL_TILE(tile_packed_q8_0_avx2, packed_q8_micro, 32, PK2_BLOCK)
+PANEL_TILE(tile_packed_q4_0_avx2, packed_q4_micro, 32, PK2_BLOCK)
+PANEL_TILE(tile_packed_q4_K_avx2, packed_q4K_micro, PIO_QK_K, PK4K_SB)
+PANEL_TILE(tile_packed_q6_K_avx2, packed_q6K_micro, PIO_QK_K, PK6K_SB)
 
 void pio_kernels_init_avx2(pio_kernels *kt)
 {
