@@ -14,12 +14,17 @@
  *     row dtype, 1 and 3 threads, automatic and forced split-K (per-head
  *     tasks and whole-row tasks);
  *  4. long-context decode (automatic split-K) and bad geometry.
+ * Built a second time as test_attention_emu (PIO_KERNELS_EMU), it tests the
+ * AVX-512 level under SIMDe emulation instead (tests/emu/).
  * Errors are relative to the largest |value| (outputs are convex
  * combinations of value rows).
  */
 #include "check.h"
 #include "common/cpu.h"
 #include "kernels/attn.h"
+#ifdef PIO_KERNELS_EMU
+#include "emu/kernels_emu.h"
+#endif
 
 #include <math.h>
 #include <stdint.h>
@@ -334,11 +339,26 @@ int main(void)
 {
     pio_threadpool *tp1 = NULL, *tp3 = NULL;
     int l;
+#ifdef PIO_KERNELS_EMU
+    /* The scalar level and the AVX-512 level under emulation (tests/emu/). */
+    static pio_attn_kernels emu;
+    if (!pio_cpu_level_supported(PIO_CPU_LEVEL_AVX2)) {
+        printf("skip: the emulated AVX-512 kernels need an AVX2 CPU\n");
+        return 77;
+    }
+    emu = *pio_attn_kernels_for_level(PIO_CPU_LEVEL_AVX2);
+    pio_attn_kernels_init_avx512_emu(&emu);
+    emu.level = PIO_CPU_LEVEL_AVX512;
+    levels[n_levels++] = pio_attn_kernels_for_level(PIO_CPU_LEVEL_SCALAR);
+    levels[n_levels++] = &emu;
+    printf("emulated (SIMDe) ");
+#else
     for (l = 0; l < PIO_CPU_LEVEL_COUNT; l++) {
         const pio_attn_kernels *kt = pio_attn_kernels_for_level((pio_cpu_level)l);
         if (kt)
             levels[n_levels++] = kt;
     }
+#endif
     printf("attention levels:");
     for (l = 0; l < n_levels; l++)
         printf(" %s", pio_cpu_level_name(levels[l]->level));

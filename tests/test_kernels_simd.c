@@ -19,6 +19,8 @@
  *     against the scalar level, which equals the plain format's tile bit for
  *     bit, and pio_matmul on the repacked matrix against the plain format
  *     (batch invariance included).
+ * Built a second time as test_kernels_simd_emu (PIO_KERNELS_EMU), it tests
+ * the AVX-512 levels under SIMDe emulation instead (tests/emu/).
  * Errors are measured relative to Σ|w·x| of the row (the scale of the
  * products), so cancellation in the sum does not inflate them.
  */
@@ -26,6 +28,9 @@
 #include "common/cpu.h"
 #include "kernels/dispatch.h"
 #include "kernels/quant.h"
+#ifdef PIO_KERNELS_EMU
+#include "emu/kernels_emu.h"
+#endif
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -128,6 +133,17 @@ static const pio_dtype weight_dtypes[] = { PIO_DTYPE_F32, PIO_DTYPE_F16, PIO_DTY
 
 static const pio_kernels *levels[PIO_CPU_LEVEL_COUNT];
 static int n_levels;
+
+/* A copy of x[n] rounded to bf16 (nearest even), as a bf16_act level's
+ * vcvtne2ps2bf16 rounds activations (fill_x makes no subnormals). */
+static float *bf16_rounded(const float *x, size_t n)
+{
+    float *r = check_malloc(sizeof(float) * n);
+    size_t i;
+    for (i = 0; i < n; i++)
+        r[i] = pio_bf16_to_f32(pio_f32_to_bf16(x[i]));
+    return r;
+}
 static int n_compared;
 
 /* ---- 1. quantizers ------------------------------------------------------------- */
@@ -262,6 +278,7 @@ static void test_tiles(void)
             float *x = check_malloc(sizeof(float) * (size_t)(maxt * k));
             float *yref = check_malloc(sizeof(float) * (size_t)(maxr * maxt));
             float *ysc = check_malloc(sizeof(float) * (size_t)(maxr * maxt));
+            float *ysc_b = check_malloc(sizeof(float) * (size_t)(maxr * maxt));
             float *y = check_malloc(sizeof(float) * (size_t)(maxr * maxt));
             float *tmp = check_malloc(sizeof(float) * (size_t)k);
             double *mag = check_malloc(sizeof(double) * (size_t)(maxr * maxt));
@@ -279,6 +296,13 @@ static void test_tiles(void)
             /* scalar level, full tile, vs the references */
             pio_kernels_for_level(PIO_CPU_LEVEL_SCALAR)->tile[dt](k, maxr, maxt, w, ws, a, xs, ysc,
                                                                   maxr, false);
+            /* and on bf16-rounded activations: what a bf16_act level must give */
+            if (dt == PIO_DTYPE_BF16) {
+                float *xr = bf16_rounded(x, (size_t)maxt * (size_t)k);
+                pio_kernels_for_level(PIO_CPU_LEVEL_SCALAR)->tile[dt](k, maxr, maxt, w, ws, xr,
+                                                                      xs, ysc_b, maxr, false);
+                free(xr);
+            }
             for (t = 0; t < maxt * maxr; t++) {
                 double e = fabs((double)ysc[t] - yref[t]) / mag[t];
                 if (e > worst_ref)
@@ -290,6 +314,7 @@ static void test_tiles(void)
                 const pio_kernels *kt = levels[l / 2];
                 bool packed = l % 2 == 1;
                 pio_tile_fn tile = packed ? kt->tile_packed[dt] : kt->tile[dt];
+                const float *want = kt->bf16_act && dt == PIO_DTYPE_BF16 ? ysc_b : ysc;
                 if (packed && !kt->pack[dt])
                     continue;
                 for (ri = 0; ri < sizeof nrs / sizeof nrs[0]; ri++) {
@@ -321,7 +346,7 @@ static void test_tiles(void)
                                               pio_dtype_name(dt), nr, nt, r, t);
                                     } else {
                                         double e = fabs((double)got - (acc ? 1.0f : 0.0f) -
-                                                        ysc[t * maxr + r]) / (mag[t * maxr + r] + acc);
+                                                        want[t * maxr + r]) / (mag[t * maxr + r] + acc);
                                         if (e > worst)
                                             worst = e;
                                     }
@@ -338,7 +363,7 @@ static void test_tiles(void)
                     }
                 }
             }
-            free(w); free(x); free(yref); free(ysc); free(y); free(tmp); free(mag); free(a);
+            free(w); free(x); free(yref); free(ysc); free(ysc_b); free(y); free(tmp); free(mag); free(a);
         }
         CHECK(worst_ref <= tol_vs_ref(dt), "%s scalar tile vs reference: rel err %.3g > %.3g",
               pio_dtype_name(dt), worst_ref, tol_vs_ref(dt));
@@ -366,6 +391,7 @@ static void test_matmul(pio_threadpool *tp1, pio_threadpool *tp3)
             int nmax = 64, t;
             float *x = check_malloc(sizeof(float) * (size_t)(nmax * cols));
             float *yref = check_malloc(sizeof(float) * (size_t)(nmax * rows));
+            float *yref_b = check_malloc(sizeof(float) * (size_t)(nmax * rows));
             float *y = check_malloc(sizeof(float) * (size_t)(nmax * rows));
             float *y1 = check_malloc(sizeof(float) * (size_t)(nmax * rows));
             float *tmp = check_malloc(sizeof(float) * (size_t)cols);
@@ -373,11 +399,18 @@ static void test_matmul(pio_threadpool *tp1, pio_threadpool *tp3)
             int64_t r;
             fill_x(x, nmax, cols);
             ref_matmul(dt, w, rows, cols, x, nmax, yref);
+            if (dt == PIO_DTYPE_BF16) {     /* what a bf16_act level must give */
+                float *xr = bf16_rounded(x, (size_t)nmax * (size_t)cols);
+                ref_matmul(dt, w, rows, cols, xr, nmax, yref_b);
+                free(xr);
+            }
             for (t = 0; t < nmax; t++)
                 for (r = 0; r < rows; r++)
                     mag[t * rows + r] = mag_row(dt, (const uint8_t *)w + (size_t)r * ws,
                                                 x + (size_t)t * cols, cols, tmp);
             for (l = -1; l < n_levels; l++) {
+                const float *want = (l < 0 ? pio_kernels_get() : levels[l])->bf16_act &&
+                                    dt == PIO_DTYPE_BF16 ? yref_b : yref;
                 int th;
                 /* batch invariance: row t of any batch is bit-identical to
                  * token t run alone (n = 1), which the server relies on */
@@ -397,7 +430,7 @@ static void test_matmul(pio_threadpool *tp1, pio_threadpool *tp3)
                         else
                             CHECK_OK(pio_matmul_kernels(levels[l], th ? tp3 : tp1, y, x, n, &wm));
                         for (i = 0; i < n * rows; i++) {
-                            double e = fabs((double)y[i] - yref[i]) / mag[i];
+                            double e = fabs((double)y[i] - want[i]) / mag[i];
                             if (!(e <= e_max))
                                 e_max = isnan(e) ? INFINITY : e;
                         }
@@ -421,7 +454,7 @@ static void test_matmul(pio_threadpool *tp1, pio_threadpool *tp3)
                     }
                 }
             }
-            free(w); free(x); free(yref); free(y); free(y1); free(tmp); free(mag);
+            free(w); free(x); free(yref); free(yref_b); free(y); free(y1); free(tmp); free(mag);
         }
         printf("  matmul %-5s worst rel err vs ref %.2e\n", pio_dtype_name(dt), worst);
     }
@@ -755,11 +788,35 @@ int main(void)
     pio_threadpool *tp1 = NULL, *tp3 = NULL;
     int l;
 
+#ifdef PIO_KERNELS_EMU
+    /* The scalar level, and the AVX-512 levels under emulation, chained as
+     * dispatch.c chains native levels (scalar, AVX2, then each AVX-512 init). */
+    static pio_kernels emu[3];
+    if (!pio_cpu_level_supported(PIO_CPU_LEVEL_AVX2)) {
+        printf("skip: the emulated AVX-512 kernels need an AVX2 CPU\n");
+        return 77;
+    }
+    emu[0] = *pio_kernels_for_level(PIO_CPU_LEVEL_AVX2);
+    pio_kernels_init_avx512_emu(&emu[0]);
+    emu[0].level = PIO_CPU_LEVEL_AVX512;
+    emu[1] = emu[0];
+    pio_kernels_init_avx512vnni_emu(&emu[1]);
+    emu[1].level = PIO_CPU_LEVEL_AVX512VNNI;
+    emu[2] = emu[1];
+    pio_kernels_init_avx512bf16_emu(&emu[2]);
+    emu[2].level = PIO_CPU_LEVEL_AVX512BF16;
+    levels[n_levels++] = pio_kernels_for_level(PIO_CPU_LEVEL_SCALAR);
+    levels[n_levels++] = &emu[0];
+    levels[n_levels++] = &emu[1];
+    levels[n_levels++] = &emu[2];
+    printf("emulated (SIMDe) levels follow\n");
+#else
     for (l = 0; l < PIO_CPU_LEVEL_COUNT; l++) {
         const pio_kernels *kt = pio_kernels_for_level((pio_cpu_level)l);
         if (kt)
             levels[n_levels++] = kt;
     }
+#endif
     printf("cpu features: %s\ndetected level: %s, active: %s; testing:",
            pio_cpu_features_string(), pio_cpu_level_name(pio_cpu_level_detected()),
            pio_cpu_level_name(pio_cpu_level_active()));

@@ -82,6 +82,7 @@ static const char *const level_names[PIO_CPU_LEVEL_COUNT] = {
     [PIO_CPU_LEVEL_AVX2] = "avx2",
     [PIO_CPU_LEVEL_AVX512] = "avx512",
     [PIO_CPU_LEVEL_AVX512VNNI] = "avx512vnni",
+    [PIO_CPU_LEVEL_AVX512BF16] = "avx512bf16",
     [PIO_CPU_LEVEL_NEON] = "neon",
 };
 
@@ -92,6 +93,7 @@ static bool level_ok(const pio_cpu_features *f, pio_cpu_level level)
     case PIO_CPU_LEVEL_AVX2: return f->avx2;
     case PIO_CPU_LEVEL_AVX512: return f->avx512;
     case PIO_CPU_LEVEL_AVX512VNNI: return f->avx512vnni;
+    case PIO_CPU_LEVEL_AVX512BF16: return f->avx512vnni && f->avx512bf16;
     case PIO_CPU_LEVEL_NEON: return f->neon;
     default: return false;
     }

@@ -4,7 +4,7 @@
  * Features are read once (cpuid + xgetbv on x86, getauxval on ARM). The
  * kernel level is the best level the CPU (and the OS, for the AVX/AVX-512
  * register state) supports, optionally capped by the environment variable
- *   PIO_CPU=scalar|avx2|avx512|avx512vnni|neon
+ *   PIO_CPU=scalar|avx2|avx512|avx512vnni|avx512bf16|neon
  * which forces a lower level for testing and for comparing kernels. A level
  * the CPU cannot run is never chosen: PIO_CPU only lowers the level.
  */
@@ -27,15 +27,17 @@ typedef struct pio_cpu_features {
 /*
  * Kernel levels in the order of preference. On x86 each level implies the
  * ones below it; NEON is the one ARM level (detected; no NEON kernels yet).
- * AVX512_BF16 is reported as a feature but is not a level: vdpbf16ps needs
- * bf16-rounded activations, outside the golden tests' tolerance, and an
- * exact hi/lo split runs no more multiply-adds per instruction than FMA.
+ * AVX512BF16 (VNNI and AVX512_BF16) multiplies BF16 weights with vdpbf16ps,
+ * which takes the activations rounded to bf16, as llama.cpp does on such
+ * CPUs: the one level whose results differ from the scalar level's by more
+ * than summation order (PIO_CPU=avx512vnni keeps f32 activations).
  */
 typedef enum pio_cpu_level {
     PIO_CPU_LEVEL_SCALAR = 0,
     PIO_CPU_LEVEL_AVX2,
     PIO_CPU_LEVEL_AVX512,
     PIO_CPU_LEVEL_AVX512VNNI,
+    PIO_CPU_LEVEL_AVX512BF16,
     PIO_CPU_LEVEL_NEON,
     PIO_CPU_LEVEL_COUNT
 } pio_cpu_level;
@@ -55,7 +57,7 @@ pio_cpu_level pio_cpu_level_detected(void);
  */
 pio_cpu_level pio_cpu_level_active(void);
 
-/* "scalar", "avx2", "avx512", "avx512vnni", "neon". */
+/* "scalar", "avx2", "avx512", "avx512vnni", "avx512bf16", "neon". */
 const char *pio_cpu_level_name(pio_cpu_level level);
 
 /* Parse a level name (case-insensitive); -1 if unknown. */

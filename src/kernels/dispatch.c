@@ -396,6 +396,7 @@ static const init_fn level_init[PIO_CPU_LEVEL_COUNT] = {
     [PIO_CPU_LEVEL_AVX2] = pio_kernels_init_avx2,
     [PIO_CPU_LEVEL_AVX512] = pio_kernels_init_avx512,
     [PIO_CPU_LEVEL_AVX512VNNI] = pio_kernels_init_avx512vnni,
+    [PIO_CPU_LEVEL_AVX512BF16] = pio_kernels_init_avx512bf16,
 };
 #else
 static const init_fn level_init[PIO_CPU_LEVEL_COUNT] = {

@@ -82,6 +82,9 @@ typedef struct pio_kernels {
     void (*quantize_q8_K)(const float *x, pio_block_q8_K *xq, int64_t k);
     /* dst[n] = src[n] of dtype F32/F16/BF16 as f32 (weight panels for GEMM). */
     void (*to_f32)(float *dst, const void *src, pio_dtype dt, int64_t n);
+    /* BF16 weights multiply the f32 activations rounded to bf16 (nearest
+     * even, subnormals to zero), as vdpbf16ps needs: the AVX512BF16 level. */
+    bool bf16_act;
 } pio_kernels;
 
 /* The table of the active level (pio_cpu_level_active()); never NULL. */
@@ -113,5 +116,6 @@ void pio_kernels_init_scalar(pio_kernels *kt);
 void pio_kernels_init_avx2(pio_kernels *kt);
 void pio_kernels_init_avx512(pio_kernels *kt);
 void pio_kernels_init_avx512vnni(pio_kernels *kt);
+void pio_kernels_init_avx512bf16(pio_kernels *kt);
 
 #endif

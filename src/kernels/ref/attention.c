@@ -528,7 +528,8 @@ static bool table_ok[PIO_CPU_LEVEL_COUNT];
 static pthread_once_t tables_once = PTHREAD_ONCE_INIT;
 
 /* tables[l]: the levels up to l that are built in and supported, in order
- * (a level inherits what it does not implement; AVX512VNNI = AVX512 here). */
+ * (a level inherits what it does not implement; AVX512VNNI and AVX512BF16
+ * = AVX512 here). */
 static void tables_init(void)
 {
     int l, m;

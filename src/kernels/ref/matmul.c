@@ -325,7 +325,10 @@ static pio_status matmul_prefill(const pio_kernels *kt, pio_threadpool *tp, floa
     if (kt->pack[w->dtype] && n >= PACK_MIN_N && (kind != PIO_ACT_F32 || w->cols > KC_FLOAT)) {
         job.pack_bytes = (kt->pack_size[w->dtype](ROW_BLOCK, job.kc) + 63) & ~(size_t)63;
         panel_bytes = (size_t)n_threads * job.pack_bytes;
-    } else if (w->dtype == PIO_DTYPE_F16 || w->dtype == PIO_DTYPE_BF16) {
+    } else if (w->dtype == PIO_DTYPE_F16 ||
+               (w->dtype == PIO_DTYPE_BF16 && !kt->bf16_act)) {
+        /* (a level that rounds activations for BF16 runs its own tile on
+         * W as stored, so prefill rounds them as decode does) */
         panel_bytes = (size_t)n_threads * ROW_BLOCK * (size_t)job.kc * sizeof(float);
     }
     if (kind != PIO_ACT_F32 && !xq)
