@@ -776,7 +776,10 @@ static void test_cpu(void)
     int l;
     CHECK(pio_cpu_level_from_name("AVX2") == PIO_CPU_LEVEL_AVX2, "level names parse");
     CHECK(pio_cpu_level_from_name("nope") == -1, "unknown level name");
-    CHECK(pio_cpu_level_active() <= pio_cpu_level_detected(), "PIO_CPU only lowers the level");
+    CHECK(pio_cpu_level_active() <= pio_cpu_level_detected() ||
+          pio_cpu_level_active() == PIO_CPU_LEVEL_AVX512BF16,
+          "PIO_CPU only lowers the level, or opts in to avx512bf16");
+    CHECK(pio_cpu_level_detected() != PIO_CPU_LEVEL_AVX512BF16, "avx512bf16 is opt-in only");
     CHECK(pio_kernels_get()->level == pio_cpu_level_active(), "active table");
     for (l = 0; l < PIO_CPU_LEVEL_COUNT; l++)
         if (pio_kernels_for_level((pio_cpu_level)l))

@@ -3,10 +3,10 @@
  *
  * Features are read once (cpuid + xgetbv on x86, getauxval on ARM). The
  * kernel level is the best level the CPU (and the OS, for the AVX/AVX-512
- * register state) supports, optionally capped by the environment variable
+ * register state) supports, optionally changed by the environment variable
  *   PIO_CPU=scalar|avx2|avx512|avx512vnni|avx512bf16|neon
- * which forces a lower level for testing and for comparing kernels. A level
- * the CPU cannot run is never chosen: PIO_CPU only lowers the level.
+ * which forces a lower level for testing and for comparing kernels, or opts
+ * in to avx512bf16 (below). A level the CPU cannot run is never chosen.
  */
 #ifndef PIO_COMMON_CPU_H
 #define PIO_COMMON_CPU_H
@@ -30,7 +30,9 @@ typedef struct pio_cpu_features {
  * AVX512BF16 (VNNI and AVX512_BF16) multiplies BF16 weights with vdpbf16ps,
  * which takes the activations rounded to bf16, as llama.cpp does on such
  * CPUs: the one level whose results differ from the scalar level's by more
- * than summation order (PIO_CPU=avx512vnni keeps f32 activations).
+ * than summation order. That moves a tiny model's logits by ~2% of their
+ * scale, outside the transformers golden tests' 1e-4, so the level is never
+ * chosen by detection: only PIO_CPU=avx512bf16 selects it.
  */
 typedef enum pio_cpu_level {
     PIO_CPU_LEVEL_SCALAR = 0,
@@ -48,7 +50,7 @@ const pio_cpu_features *pio_cpu_features_get(void);
 /* True when this CPU can run kernels of `level`. */
 bool pio_cpu_level_supported(pio_cpu_level level);
 
-/* The best level the CPU supports, ignoring PIO_CPU. */
+/* The best level the CPU supports, ignoring PIO_CPU (never the opt-in avx512bf16). */
 pio_cpu_level pio_cpu_level_detected(void);
 
 /*
