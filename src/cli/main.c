@@ -35,7 +35,12 @@ static void usage(FILE *f)
                "commands:\n", PIO_VERSION_STRING);
     for (i = 0; i < sizeof subcommands / sizeof subcommands[0]; i++)
         fprintf(f, "  %-11s %s\n", subcommands[i].name, subcommands[i].summary);
-    fprintf(f, "\nWith no -m, run and chat use the bundled demo model (models/demo).\n");
+    fprintf(f, "\nWith no -m, run and chat use the bundled demo model (models/demo).\n"
+               "\nenvironment:\n"
+               "  PIO_CPU=LEVEL      kernel level below the detected one (scalar, avx2, avx512,\n"
+               "                     avx512vnni), or avx512bf16: opt-in, BF16 weights with\n"
+               "                     vdpbf16ps on activations rounded to bf16\n"
+               "  PIO_PLUGIN_PATH    directories (':'-separated) searched for model plugins first\n");
 }
 
 int pio_cli_fail(const char *what)
