@@ -72,7 +72,7 @@ AI void bf16_micro(int R, int T, int64_t k, const uint8_t *w, size_t ws, const u
         for (r = 0; r < R; r++) {
             const uint16_t *wr = (const uint16_t *)(w + (size_t)r * ws) + i;
             __m512bh wv = (__m512bh)_mm512_maskz_loadu_epi16(m, wr);
-            if (T <= 4 && n == 32)          /* decode: the same columns R rows ahead */
+            if (n == 32)                    /* the same columns of the next row group */
                 _mm_prefetch((const char *)wr + (size_t)R * ws, _MM_HINT_T1);
 #pragma GCC unroll 4
             for (t = 0; t < T; t++)
