@@ -46,65 +46,34 @@ static inline float emu_cvtsh_ss(unsigned short h)
     return (float)f;
 }
 
-static inline simde__m512 emu_mm512_cvtph_ps(simde__m256i a)
-{
-    EMU_LANES(uint16_t, 16, a);
-    float r[16];
-    simde__m512 o;
-    for (int i = 0; i < 16; i++)
-        r[i] = emu_cvtsh_ss(a_l[i]);
-    memcpy(&o, r, 64);
-    return o;
-}
-
-/* Rounding is always to nearest even here: the kernels pass no other mode. */
-static inline simde__m256i emu_mm512_cvtps_ph(simde__m512 a, int imm)
-{
-    EMU_LANES(float, 16, a);
-    _Float16 r[16];
-    simde__m256i o;
-    (void)imm;
-    for (int i = 0; i < 16; i++)
-        r[i] = (_Float16)a_l[i];
-    memcpy(&o, r, 32);
-    return o;
-}
-
-static inline simde__m512 emu_mm512_cvtepi32_ps(simde__m512i a)
-{
-    EMU_LANES(int32_t, 16, a);
-    float r[16];
-    simde__m512 o;
-    for (int i = 0; i < 16; i++)
-        r[i] = (float)a_l[i];
-    memcpy(&o, r, 64);
-    return o;
-}
+/* Lane-wise conversions of 16 values: out lane i = EXPR(x) of in lane i. */
+#define EMU_MAP16(name, in_vec, in_t, out_vec, out_t, EXPR)                              \
+    static inline out_vec name(in_vec a)                                                 \
+    {                                                                                    \
+        EMU_LANES(in_t, 16, a);                                                          \
+        out_t r[16];                                                                     \
+        out_vec o;                                                                       \
+        for (int i = 0; i < 16; i++) {                                                   \
+            in_t x = a_l[i];                                                             \
+            r[i] = (EXPR);                                                               \
+        }                                                                                \
+        memcpy(&o, r, sizeof r);                                                         \
+        return o;                                                                        \
+    }
 
 /* MXCSR's default rounding (nearest even); out of range gives INT32_MIN. */
-static inline simde__m512i emu_mm512_cvtps_epi32(simde__m512 a)
+static inline int32_t emu_cvt_i32(float x)
 {
-    EMU_LANES(float, 16, a);
-    int32_t r[16];
-    simde__m512i o;
-    for (int i = 0; i < 16; i++) {
-        float v = nearbyintf(a_l[i]);
-        r[i] = (v >= -2147483648.0f && v < 2147483648.0f) ? (int32_t)v : INT32_MIN;
-    }
-    memcpy(&o, r, 64);
-    return o;
+    float v = nearbyintf(x);
+    return (v >= -2147483648.0f && v < 2147483648.0f) ? (int32_t)v : INT32_MIN;
 }
 
-static inline simde__m512i emu_mm512_cvtepu16_epi32(simde__m256i a)
-{
-    EMU_LANES(uint16_t, 16, a);
-    int32_t r[16];
-    simde__m512i o;
-    for (int i = 0; i < 16; i++)
-        r[i] = a_l[i];
-    memcpy(&o, r, 64);
-    return o;
-}
+EMU_MAP16(emu_mm512_cvtph_ps, simde__m256i, uint16_t, simde__m512, float, emu_cvtsh_ss(x))
+/* Rounding is to nearest even: the kernels pass no other mode. */
+EMU_MAP16(emu_mm512_cvtps_ph, simde__m512, float, simde__m256i, _Float16, (_Float16)x)
+EMU_MAP16(emu_mm512_cvtepi32_ps, simde__m512i, int32_t, simde__m512, float, (float)x)
+EMU_MAP16(emu_mm512_cvtps_epi32, simde__m512, float, simde__m512i, int32_t, emu_cvt_i32(x))
+EMU_MAP16(emu_mm512_cvtepu16_epi32, simde__m256i, uint16_t, simde__m512i, int32_t, (int32_t)x)
 
 /*
  * Round to M = imm[7:4] fraction bits by imm[1:0] (imm[2]: MXCSR's mode,
@@ -163,15 +132,20 @@ static inline simde__m512bh emu_mm512_cvtne2ps_pbh(simde__m512 a, simde__m512 b)
 }
 
 /* Masked loads and stores touch only the selected elements' memory. */
-static inline simde__m512 emu_mm512_maskz_loadu_ps(simde__mmask16 m, const void *p)
-{
-    float r[16];
-    simde__m512 o;
-    for (int i = 0; i < 16; i++)
-        r[i] = (m >> i & 1) ? ((const float *)p)[i] : 0.0f;
-    memcpy(&o, r, 64);
-    return o;
-}
+#define EMU_MASKZ_LOAD(name, mask_t, n, elem_t, out_vec)                                  \
+    static inline out_vec name(mask_t m, const void *p)                                  \
+    {                                                                                    \
+        elem_t r[n];                                                                     \
+        out_vec o;                                                                       \
+        for (int i = 0; i < n; i++)                                                      \
+            r[i] = (m >> i & 1) ? ((const elem_t *)p)[i] : (elem_t)0;                    \
+        memcpy(&o, r, sizeof r);                                                         \
+        return o;                                                                        \
+    }
+
+EMU_MASKZ_LOAD(emu_mm512_maskz_loadu_ps, simde__mmask16, 16, float, simde__m512)
+EMU_MASKZ_LOAD(emu_mm256_maskz_loadu_epi16, simde__mmask16, 16, int16_t, simde__m256i)
+EMU_MASKZ_LOAD(emu_mm512_maskz_loadu_epi16, simde__mmask32, 32, int16_t, simde__m512i)
 
 static inline void emu_mm512_mask_storeu_ps(void *p, simde__mmask16 m, simde__m512 a)
 {
@@ -179,26 +153,6 @@ static inline void emu_mm512_mask_storeu_ps(void *p, simde__mmask16 m, simde__m5
     for (int i = 0; i < 16; i++)
         if (m >> i & 1)
             ((float *)p)[i] = a_l[i];
-}
-
-static inline simde__m256i emu_mm256_maskz_loadu_epi16(simde__mmask16 m, const void *p)
-{
-    int16_t r[16];
-    simde__m256i o;
-    for (int i = 0; i < 16; i++)
-        r[i] = (m >> i & 1) ? ((const int16_t *)p)[i] : 0;
-    memcpy(&o, r, 32);
-    return o;
-}
-
-static inline simde__m512i emu_mm512_maskz_loadu_epi16(simde__mmask32 m, const void *p)
-{
-    int16_t r[32];
-    simde__m512i o;
-    for (int i = 0; i < 32; i++)
-        r[i] = (m >> i & 1) ? ((const int16_t *)p)[i] : 0;
-    memcpy(&o, r, 64);
-    return o;
 }
 
 /* Tree order as GCC's: halves of 256, then 128 bits, then pairs. */
@@ -249,7 +203,7 @@ static inline simde__m512i emu_mm512_zextsi256_si512(simde__m256i a)
 
 #define _cvtsh_ss emu_cvtsh_ss
 #define _mm512_cvtph_ps emu_mm512_cvtph_ps
-#define _mm512_cvtps_ph emu_mm512_cvtps_ph
+#define _mm512_cvtps_ph(a, imm) emu_mm512_cvtps_ph(a)
 #define _mm512_cvtepi32_ps emu_mm512_cvtepi32_ps
 #define _mm512_cvtps_epi32 emu_mm512_cvtps_epi32
 #define _mm512_cvtepu16_epi32 emu_mm512_cvtepu16_epi32
