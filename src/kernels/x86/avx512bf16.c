@@ -11,8 +11,9 @@
  * rounded activations up to summation order (tests/test_kernels_simd.c
  * checks exactly that, on this CPU or under SIMDe emulation).
  *
- *   tile:   R <= 4 rows x T <= 4 tokens; per 32 columns each token's
- *           activations are rounded once and each row is loaded once.
+ *   tile:   R <= 4 rows x T <= 4 tokens (the walk and the stores of
+ *           avx512_tile.h); per 32 columns each token's activations are
+ *           rounded once and each row is loaded once.
  *   packed: prefill panels of 16-row groups with the column pairs of a row
  *           in one dword: panel[g][p][r] = (w[16g+r][2p], w[16g+r][2p+1]).
  *           A 32 x 6 micro-kernel does 2 panel loads, 6 dword broadcasts
@@ -20,12 +21,7 @@
  *           activations are rounded per 6 tokens and chunk of columns into a
  *           small buffer, shared by every row group.
  */
-#include "kernels/dispatch.h"
-
-#include <immintrin.h>
-#include <string.h>
-
-#define AI static inline __attribute__((always_inline))
+#include "avx512_tile.h"
 
 /* 32 f32 values (n <= 32 of them read) rounded to bf16, in order. */
 AI __m512bh round_x32(const float *x, int64_t n)
@@ -35,32 +31,15 @@ AI __m512bh round_x32(const float *x, int64_t n)
     return _mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(hi, x + 16), _mm512_maskz_loadu_ps(lo, x));
 }
 
-AI void store_row_sums(int R, int T, __m512 acc[4][4], float *y, size_t ldy, bool accumulate)
-{
-    int r, t;
-#pragma GCC unroll 4
-    for (t = 0; t < T; t++)
-#pragma GCC unroll 4
-        for (r = 0; r < R; r++) {
-            float v = _mm512_reduce_add_ps(acc[r][t]);
-            float *yt = y + (size_t)t * ldy + r;
-            *yt = accumulate ? *yt + v : v;
-        }
-}
-
 /* y[t][r] (+)= Σ_c W[r][c]·bf16(X[t][c]) for R rows, T tokens. */
 AI void bf16_micro(int R, int T, int64_t k, const uint8_t *w, size_t ws, const uint8_t *x,
-                   size_t xs, float *y, size_t ldy, bool accumulate)
+                   size_t xs, float *y, size_t ldy, bool accumulate, bool pf)
 {
     __m512 acc[4][4];
     int64_t i;
     int r, t;
 
-#pragma GCC unroll 4
-    for (r = 0; r < R; r++)
-#pragma GCC unroll 4
-        for (t = 0; t < T; t++)
-            acc[r][t] = _mm512_setzero_ps();
+    zero_acc(R, T, acc);
     for (i = 0; i < k; i += 32) {
         int64_t n = k - i < 32 ? k - i : 32;
         __mmask32 m = n == 32 ? (__mmask32)0xffffffffu : (__mmask32)((1u << n) - 1);
@@ -72,43 +51,16 @@ AI void bf16_micro(int R, int T, int64_t k, const uint8_t *w, size_t ws, const u
         for (r = 0; r < R; r++) {
             const uint16_t *wr = (const uint16_t *)(w + (size_t)r * ws) + i;
             __m512bh wv = (__m512bh)_mm512_maskz_loadu_epi16(m, wr);
-            if (n == 32)                    /* the same columns of the next row group */
-                _mm_prefetch((const char *)wr + (size_t)R * ws, _MM_HINT_T1);
+            prefetch_next(pf && n == 32, wr, (size_t)R * ws, 1);
 #pragma GCC unroll 4
             for (t = 0; t < T; t++)
                 acc[r][t] = _mm512_dpbf16_ps(acc[r][t], wv, xb[t]);
         }
     }
-    store_row_sums(R, T, acc, y, ldy, accumulate);
+    store_tile(R, T, acc, no_extra, y, ldy, accumulate);
 }
 
-#define BF16_CALL(R, T, r, t)                                                               \
-    bf16_micro(R, T, k, (const uint8_t *)w + (size_t)(r) * w_stride, w_stride,              \
-               (const uint8_t *)x + (size_t)(t) * x_stride, x_stride,                        \
-               y + (size_t)(t) * ldy + (size_t)(r), ldy, accumulate)
-
-#define BF16_ROWS(R, r)                                                                     \
-    do {                                                                                    \
-        int t_;                                                                             \
-        for (t_ = 0; t_ + 4 <= nt; t_ += 4)                                                 \
-            BF16_CALL(R, 4, r, t_);                                                         \
-        switch (nt - t_) {                                                                  \
-        case 3: BF16_CALL(R, 3, r, t_); break;                                              \
-        case 2: BF16_CALL(R, 2, r, t_); break;                                              \
-        case 1: BF16_CALL(R, 1, r, t_); break;                                              \
-        default: break;                                                                     \
-        }                                                                                   \
-    } while (0)
-
-static void tile_bf16(int64_t k, int nr, int nt, const void *w, size_t w_stride, const void *x,
-                      size_t x_stride, float *y, size_t ldy, bool accumulate)
-{
-    int r = 0;
-    for (; r + 4 <= nr; r += 4)
-        BF16_ROWS(4, r);
-    for (; r < nr; r++)
-        BF16_ROWS(1, r);
-}
+static void tile_bf16(TILE_ARGS) { TILE_WALK_PF(bf16_micro); }
 
 /* ---- prefill: packed panels ------------------------------------------------------ */
 
