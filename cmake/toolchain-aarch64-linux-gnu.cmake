@@ -13,5 +13,10 @@ set(CMAKE_C_COMPILER aarch64-linux-gnu-gcc)
 set(ENV{PKG_CONFIG_LIBDIR} "/usr/lib/aarch64-linux-gnu/pkgconfig:/usr/share/pkgconfig")
 set(ENV{PKG_CONFIG_PATH} "")
 
-# Run target binaries (tests via ctest) through user-mode qemu.
-set(CMAKE_CROSSCOMPILING_EMULATOR qemu-aarch64 -L /usr/aarch64-linux-gnu)
+# Run target binaries (tests via ctest) through user-mode qemu, with the
+# multiarch libc6:arm64 that the :arm64 packages above pull in (its loader is
+# /lib/ld-linux-aarch64.so.1). Not `-L /usr/aarch64-linux-gnu`: that pairs the
+# cross package's ld.so with the multiarch libc, and pthread_create then spins
+# forever (every test that starts a thread pool hung).
+# PIO_TEST_QUICK=1 shrinks test_kernels_simd's shapes for the emulator.
+set(CMAKE_CROSSCOMPILING_EMULATOR qemu-aarch64)

@@ -21,6 +21,9 @@
  *     (batch invariance included).
  * Built a second time as test_kernels_simd_emu (PIO_KERNELS_EMU), it tests
  * the AVX-512 levels under SIMDe emulation instead (tests/emu/).
+ * PIO_TEST_QUICK=1 runs the same checks on fewer, smaller shapes (k up to
+ * 1024, batches up to 17 tokens): for runs under qemu-user (the ARM64
+ * cross build), which is ~100x slower than native.
  * Errors are measured relative to Σ|w·x| of the row (the scale of the
  * products), so cancellation in the sum does not inflate them.
  */
@@ -133,6 +136,8 @@ static const pio_dtype weight_dtypes[] = { PIO_DTYPE_F32, PIO_DTYPE_F16, PIO_DTY
 
 static const pio_kernels *levels[PIO_CPU_LEVEL_COUNT];
 static int n_levels;
+static bool quick;              /* PIO_TEST_QUICK: smaller shapes only */
+#define QUICK_MAX_K 1024
 
 /* A copy of x[n] rounded to bf16 (nearest even), as a bf16_act level's
  * vcvtne2ps2bf16 rounds activations (fill_x makes no subnormals). */
@@ -273,6 +278,8 @@ static void test_tiles(void)
         for (ki = 0; ki < nks; ki++) {
             int64_t k = ks[ki];
             int maxr = 37, maxt = 17;
+            if (quick && k > QUICK_MAX_K)
+                continue;
             void *w = make_w(dt, maxr, k);
             size_t ws = pio_dtype_row_bytes(dt, k), xs;
             float *x = check_malloc(sizeof(float) * (size_t)(maxt * k));
@@ -321,6 +328,8 @@ static void test_tiles(void)
                     for (ti = 0; ti < sizeof nts / sizeof nts[0]; ti++) {
                         int nr = nrs[ri], nt = nts[ti], acc;
                         void *pk = NULL;
+                        if (quick && (nr == 8 || nr == 16 || nr == 21 || nr == 32 || nt == 17))
+                            continue;
                         if (packed) {
                             size_t pb = (kt->pack_size[dt](nr, k) + 63) & ~(size_t)63;
                             pk = aligned_alloc(64, pb);
@@ -386,9 +395,13 @@ static void test_matmul(pio_threadpool *tp1, pio_threadpool *tp3)
         for (s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
             int64_t rows = shapes[s][0], cols = shapes[s][1];
             size_t ws = pio_dtype_row_bytes(dt, cols);
-            void *w = make_w(dt, rows, cols);
-            pio_wmat wm = { dt, w, rows, cols };
-            int nmax = 64, t;
+            void *w;
+            pio_wmat wm;
+            int nmax = quick ? 17 : 64, t;
+            if (quick && cols > QUICK_MAX_K)
+                continue;
+            w = make_w(dt, rows, cols);
+            wm = (pio_wmat){ dt, w, rows, cols };
             float *x = check_malloc(sizeof(float) * (size_t)(nmax * cols));
             float *yref = check_malloc(sizeof(float) * (size_t)(nmax * rows));
             float *yref_b = check_malloc(sizeof(float) * (size_t)(nmax * rows));
@@ -423,6 +436,8 @@ static void test_matmul(pio_threadpool *tp1, pio_threadpool *tp3)
                         int n = ns[ni];
                         double e_max = 0;
                         int i;
+                        if (n > nmax)
+                            continue;
                         for (i = 0; i < n * rows; i++)
                             y[i] = NAN;
                         if (l < 0)
@@ -487,7 +502,7 @@ static void test_x8_layout(pio_dtype x8dt)
     for (ki = 0; ki < sizeof ks / sizeof ks[0]; ki++) {
         int64_t k = ks[ki];
         size_t rb = pio_dtype_row_bytes(base, k), xs;
-        if (k % pio_dtype_block_elems(base) != 0)
+        if (k % pio_dtype_block_elems(base) != 0 || (quick && k > QUICK_MAX_K))
             continue;
         void *q = make_w(base, maxr, k);
         uint8_t *x8 = to_x8(x8dt, q, maxr, k), *back = check_malloc(rb * maxr);
@@ -590,14 +605,14 @@ static void test_x8_matmul(pio_dtype x8dt, pio_threadpool *tp1, pio_threadpool *
     const char *name = pio_dtype_name(x8dt);
     static const int ns[] = { 1, 2, 3, 4, 5, 7, 15, 16, 17, 64 };
     static const int64_t shapes[][2] = { { 40, 2816 }, { 96, 256 }, { 8, 768 }, { 72, 1280 }, { 88, 2592 } };
-    const int nmax = 64;
+    const int nmax = quick ? 17 : 64;
     double worst = 0;
     size_t s, ni;
     int l;
     for (s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         int64_t rows = shapes[s][0], cols = shapes[s][1];
         size_t rb = pio_dtype_row_bytes(base, cols);
-        if (cols % pio_dtype_block_elems(base) != 0)
+        if (cols % pio_dtype_block_elems(base) != 0 || (quick && cols > QUICK_MAX_K))
             continue;
         void *q = make_w(base, rows, cols), *x8 = to_x8(x8dt, q, rows, cols);
         pio_wmat wq = { base, q, rows, cols }, wx = { x8dt, x8, rows, cols };
@@ -622,6 +637,8 @@ static void test_x8_matmul(pio_dtype x8dt, pio_threadpool *tp1, pio_threadpool *
                 for (ni = 0; ni < sizeof ns / sizeof ns[0]; ni++) {
                     int n = ns[ni], i;
                     double e_max = 0;
+                    if (n > nmax)
+                        continue;
                     for (i = 0; i < n * rows; i++)
                         y[i] = NAN;
                     CHECK_OK(pio_matmul_kernels(levels[l], th ? tp3 : tp1, yq, x, n, &wq));
@@ -784,12 +801,19 @@ static void test_cpu(void)
     for (l = 0; l < PIO_CPU_LEVEL_COUNT; l++)
         if (pio_kernels_for_level((pio_cpu_level)l))
             CHECK(pio_cpu_level_supported((pio_cpu_level)l), "table only for supported levels");
+#if defined(__aarch64__)
+    CHECK(!pio_cpu_level_supported(PIO_CPU_LEVEL_NEON) || pio_kernels_for_level(PIO_CPU_LEVEL_NEON),
+          "a NEON CPU gets the neon table");
+#endif
 }
 
 int main(void)
 {
     pio_threadpool *tp1 = NULL, *tp3 = NULL;
+    const char *q = getenv("PIO_TEST_QUICK");
     int l;
+
+    quick = q && *q && strcmp(q, "0") != 0;
 
 #ifdef PIO_KERNELS_EMU
     /* The scalar level, and the AVX-512 levels under emulation, chained as
@@ -820,6 +844,8 @@ int main(void)
             levels[n_levels++] = kt;
     }
 #endif
+    if (quick)
+        printf("PIO_TEST_QUICK: smaller shapes only (k <= %d, up to 17 tokens)\n", QUICK_MAX_K);
     printf("cpu features: %s\ndetected level: %s, active: %s; testing:",
            pio_cpu_features_string(), pio_cpu_level_name(pio_cpu_level_detected()),
            pio_cpu_level_name(pio_cpu_level_active()));

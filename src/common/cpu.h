@@ -26,7 +26,8 @@ typedef struct pio_cpu_features {
 
 /*
  * Kernel levels in the order of preference. On x86 each level implies the
- * ones below it; NEON is the one ARM level (detected; no NEON kernels yet).
+ * ones below it; NEON is the one ARM level (with sdot tiles where the CPU has
+ * DotProd).
  * AVX512BF16 (VNNI and AVX512_BF16) multiplies BF16 weights with vdpbf16ps,
  * which takes the activations rounded to bf16, as llama.cpp does on such
  * CPUs: the one level whose results differ from the scalar level's by more

@@ -398,6 +398,11 @@ static const init_fn level_init[PIO_CPU_LEVEL_COUNT] = {
     [PIO_CPU_LEVEL_AVX512VNNI] = pio_kernels_init_avx512vnni,
     [PIO_CPU_LEVEL_AVX512BF16] = pio_kernels_init_avx512bf16,
 };
+#elif defined(__aarch64__)
+static const init_fn level_init[PIO_CPU_LEVEL_COUNT] = {
+    [PIO_CPU_LEVEL_SCALAR] = pio_kernels_init_scalar,
+    [PIO_CPU_LEVEL_NEON] = pio_kernels_init_neon,
+};
 #else
 static const init_fn level_init[PIO_CPU_LEVEL_COUNT] = {
     [PIO_CPU_LEVEL_SCALAR] = pio_kernels_init_scalar,

@@ -110,12 +110,15 @@ pio_status pio_matmul_multi_kernels(const pio_kernels *kt, pio_threadpool *tp, i
 
 /*
  * Per-level table builders: each fills in the entries its ISA implements on
- * top of the lower level's table (defined in src/kernels/x86/<isa>.c).
+ * top of the lower level's table (defined in src/kernels/x86/<isa>.c and
+ * src/kernels/arm/neon*.c).
  */
 void pio_kernels_init_scalar(pio_kernels *kt);
 void pio_kernels_init_avx2(pio_kernels *kt);
 void pio_kernels_init_avx512(pio_kernels *kt);
 void pio_kernels_init_avx512vnni(pio_kernels *kt);
 void pio_kernels_init_avx512bf16(pio_kernels *kt);
+void pio_kernels_init_neon(pio_kernels *kt);
+void pio_kernels_init_neon_dotprod(pio_kernels *kt);   /* called by init_neon on sdot CPUs */
 
 #endif
