@@ -12,6 +12,10 @@
  *     of 32 int8 products (sdot with DotProd; else smull/smlal into int16
  *     pairs, |w·x| <= 128·127 so a pair fits, then sadalp), converted to f32
  *     and added by one FMA with d_w·d_x into a 4-lane accumulator.
+ *   Q4_K, Q6_K W with Q8_K activations: the sub-block dot products with the
+ *     same instructions, weighted by the 6/8-bit scales in int32; the scalar
+ *     level's exact integer sums and its float expression per super-block,
+ *     so the results equal the scalar level's bit for bit.
  * Micro-kernels are 4 rows x 2 tokens (then 4x1, 1x2, 1x1 at the edges);
  * every (row, token) runs the same operations in the same order whatever
  * the micro-kernel shape, so a token's row is the same alone or in a batch.
@@ -36,21 +40,17 @@
 #define NEON_TILE_WALK(MICRO)                                                              \
     do {                                                                                   \
         int r_ = 0, t_;                                                                    \
-        for (; r_ < nr; r_ += 4) {                                                         \
-            int R_ = nr - r_ >= 4 ? 4 : 1;                                                 \
-            if (R_ == 1) {                                                                 \
-                for (; r_ < nr; r_++) {                                                    \
-                    for (t_ = 0; t_ + 2 <= nt; t_ += 2)                                    \
-                        MICRO(1, 2, r_, t_);                                               \
-                    if (t_ < nt)                                                           \
-                        MICRO(1, 1, r_, t_);                                               \
-                }                                                                          \
-                break;                                                                     \
-            }                                                                              \
+        for (; r_ + 4 <= nr; r_ += 4) {                                                    \
             for (t_ = 0; t_ + 2 <= nt; t_ += 2)                                            \
                 MICRO(4, 2, r_, t_);                                                       \
             if (t_ < nt)                                                                   \
                 MICRO(4, 1, r_, t_);                                                       \
+        }                                                                                  \
+        for (; r_ < nr; r_++) {                                                            \
+            for (t_ = 0; t_ + 2 <= nt; t_ += 2)                                            \
+                MICRO(1, 2, r_, t_);                                                       \
+            if (t_ < nt)                                                                   \
+                MICRO(1, 1, r_, t_);                                                       \
         }                                                                                  \
     } while (0)
 
