@@ -83,18 +83,6 @@ AI void neon_load_w8(pio_dtype dt, const uint8_t *p, float32x4_t *lo, float32x4_
     }
 }
 
-AI float neon_load_w1(pio_dtype dt, const uint8_t *p)
-{
-    uint16_t h;
-    float f;
-    if (dt == PIO_DTYPE_F32) {
-        memcpy(&f, p, 4);
-        return f;
-    }
-    memcpy(&h, p, 2);
-    return dt == PIO_DTYPE_F16 ? pio_f16_to_f32(h) : pio_bf16_to_f32(h);
-}
-
 AI void neon_float_micro(pio_dtype dt, int R, int T, int64_t k, const uint8_t *w, size_t ws,
                          const float *x, size_t xs, float *y, size_t ldy, bool accumulate)
 {
@@ -124,9 +112,10 @@ AI void neon_float_micro(pio_dtype dt, int R, int T, int64_t k, const uint8_t *w
     }
     for (r = 0; r < R; r++)
         for (t = 0; t < T; t++) {
-            float s = vaddvq_f32(vaddq_f32(acc[r][t][0], acc[r][t][1]));
+            float s = vaddvq_f32(vaddq_f32(acc[r][t][0], acc[r][t][1])), tw[8];
+            pio_convert_to_f32(tw, w + (size_t)r * ws + (size_t)i * esz, dt, k - i);
             for (c = i; c < k; c++)
-                s += neon_load_w1(dt, w + (size_t)r * ws + (size_t)c * esz) * x[(size_t)t * xf + c];
+                s += tw[c - i] * x[(size_t)t * xf + c];
             neon_store(y, ldy, r, t, s, accumulate);
         }
 }
