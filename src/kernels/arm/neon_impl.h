@@ -36,23 +36,35 @@
 #define NEON_CAT(a, b) NEON_CAT2(a, b)
 #define NEON_FN(name) NEON_CAT(name, PIO_NEON_NAME)
 
-/* The walk over micro-kernels 4x2, 4x1, 1x2, 1x1 of an nr x nt tile. */
-#define NEON_TILE_WALK(MICRO)                                                              \
-    do {                                                                                   \
+/*
+ * Every micro-kernel is micro(variant, R, T, k, w, w_stride, x, x_stride, y,
+ * ldy, accumulate) for R rows (4 or 1) x T tokens (2 or 1), variant being a
+ * constant that picks the weight format. NEON_TILE defines the tile kernel
+ * `name` that walks an nr x nt tile over micro-kernels 4x2, 4x1, 1x2, 1x1.
+ */
+#define NEON_MICRO_AT(micro, v, R, T, r, t)                                                \
+    micro(v, R, T, k, (const uint8_t *)w + (size_t)(r) * w_stride, w_stride,               \
+          (const uint8_t *)x + (size_t)(t) * x_stride, x_stride,                           \
+          y + (size_t)(t) * ldy + (size_t)(r), ldy, accumulate)
+#define NEON_TILE(name, micro, v)                                                          \
+    static void NEON_FN(name)(int64_t k, int nr, int nt, const void *w, size_t w_stride,  \
+                              const void *x, size_t x_stride, float *y, size_t ldy,        \
+                              bool accumulate)                                             \
+    {                                                                                      \
         int r_ = 0, t_;                                                                    \
         for (; r_ + 4 <= nr; r_ += 4) {                                                    \
             for (t_ = 0; t_ + 2 <= nt; t_ += 2)                                            \
-                MICRO(4, 2, r_, t_);                                                       \
+                NEON_MICRO_AT(micro, v, 4, 2, r_, t_);                                     \
             if (t_ < nt)                                                                   \
-                MICRO(4, 1, r_, t_);                                                       \
+                NEON_MICRO_AT(micro, v, 4, 1, r_, t_);                                     \
         }                                                                                  \
         for (; r_ < nr; r_++) {                                                            \
             for (t_ = 0; t_ + 2 <= nt; t_ += 2)                                            \
-                MICRO(1, 2, r_, t_);                                                       \
+                NEON_MICRO_AT(micro, v, 1, 2, r_, t_);                                     \
             if (t_ < nt)                                                                   \
-                MICRO(1, 1, r_, t_);                                                       \
+                NEON_MICRO_AT(micro, v, 1, 1, r_, t_);                                     \
         }                                                                                  \
-    } while (0)
+    }
 
 /* y[t·ldy + r] (=, +=) v */
 AI void neon_store(float *y, size_t ldy, int r, int t, float v, bool accumulate)
@@ -84,10 +96,11 @@ AI void neon_load_w8(pio_dtype dt, const uint8_t *p, float32x4_t *lo, float32x4_
 }
 
 AI void neon_float_micro(pio_dtype dt, int R, int T, int64_t k, const uint8_t *w, size_t ws,
-                         const float *x, size_t xs, float *y, size_t ldy, bool accumulate)
+                         const uint8_t *xb, size_t xs, float *y, size_t ldy, bool accumulate)
 {
     const size_t esz = dt == PIO_DTYPE_F32 ? 4 : 2;
     const size_t xf = xs / sizeof(float);
+    const float *x = (const float *)xb;
     float32x4_t acc[4][2][2];
     int64_t i, c;
     int r, t;
@@ -120,27 +133,9 @@ AI void neon_float_micro(pio_dtype dt, int R, int T, int64_t k, const uint8_t *w
         }
 }
 
-#define NEON_FLOAT_TILE(name, DT)                                                          \
-    static void NEON_FN(name)(int64_t k, int nr, int nt, const void *w, size_t w_stride,  \
-                              const void *x, size_t x_stride, float *y, size_t ldy,        \
-                              bool accumulate)                                             \
-    {                                                                                      \
-        NEON_TILE_WALK(FLOAT_MICRO_CALL);                                                  \
-    }
-#define FLOAT_MICRO_CALL(R, T, r, t)                                                       \
-    neon_float_micro(DT_OF_TILE, R, T, k, (const uint8_t *)w + (size_t)(r) * w_stride,     \
-                     w_stride, (const float *)((const uint8_t *)x + (size_t)(t) * x_stride), \
-                     x_stride, y + (size_t)(t) * ldy + (size_t)(r), ldy, accumulate)
-
-#define DT_OF_TILE PIO_DTYPE_F32
-NEON_FLOAT_TILE(tile_f32, PIO_DTYPE_F32)
-#undef DT_OF_TILE
-#define DT_OF_TILE PIO_DTYPE_F16
-NEON_FLOAT_TILE(tile_f16, PIO_DTYPE_F16)
-#undef DT_OF_TILE
-#define DT_OF_TILE PIO_DTYPE_BF16
-NEON_FLOAT_TILE(tile_bf16, PIO_DTYPE_BF16)
-#undef DT_OF_TILE
+NEON_TILE(tile_f32, neon_float_micro, PIO_DTYPE_F32)
+NEON_TILE(tile_f16, neon_float_micro, PIO_DTYPE_F16)
+NEON_TILE(tile_bf16, neon_float_micro, PIO_DTYPE_BF16)
 #endif
 
 /* ---- Q8_0 / Q4_0 against PIO_ACT_Q8 activations ------------------------------ */
@@ -217,24 +212,8 @@ AI void neon_q_micro(bool q4, int R, int T, int64_t k, const uint8_t *w, size_t 
             neon_store(y, ldy, r, t, vaddvq_f32(acc[r][t]), accumulate);
 }
 
-#define Q_MICRO_CALL(R, T, r, t)                                                           \
-    neon_q_micro(Q4_OF_TILE, R, T, k, (const uint8_t *)w + (size_t)(r) * w_stride, w_stride, \
-                 (const uint8_t *)x + (size_t)(t) * x_stride, x_stride,                    \
-                 y + (size_t)(t) * ldy + (size_t)(r), ldy, accumulate)
-#define NEON_Q_TILE(name)                                                                  \
-    static void NEON_FN(name)(int64_t k, int nr, int nt, const void *w, size_t w_stride,  \
-                              const void *x, size_t x_stride, float *y, size_t ldy,        \
-                              bool accumulate)                                             \
-    {                                                                                      \
-        NEON_TILE_WALK(Q_MICRO_CALL);                                                      \
-    }
-
-#define Q4_OF_TILE false
-NEON_Q_TILE(tile_q8_0)
-#undef Q4_OF_TILE
-#define Q4_OF_TILE true
-NEON_Q_TILE(tile_q4_0)
-#undef Q4_OF_TILE
+NEON_TILE(tile_q8_0, neon_q_micro, false)
+NEON_TILE(tile_q4_0, neon_q_micro, true)
 
 /* ---- Q4_K / Q6_K against Q8_K activations -------------------------------------- */
 
@@ -306,43 +285,28 @@ AI float neon_q6_K_term(const pio_block_q6_K *w, const pio_block_q8_K *x)
     return x->d * pio_f16_to_f32(w->d) * (float)vaddvq_s32(isum);
 }
 
-/* R rows x T tokens of super-block terms, summed per (row, token) in block order. */
-#define NEON_K_MICRO(name, BLOCK, TERM)                                                    \
-    AI void name(int R, int T, int64_t k, const uint8_t *w, size_t ws, const uint8_t *x,   \
-                 size_t xs, float *y, size_t ldy, bool accumulate)                         \
-    {                                                                                      \
-        float s[4][2] = { { 0 } };                                                         \
-        int64_t b;                                                                         \
-        int r, t;                                                                          \
-        for (b = 0; b < k / PIO_QK_K; b++)                                                 \
-            for (r = 0; r < R; r++)                                                        \
-                for (t = 0; t < T; t++)                                                    \
-                    s[r][t] += TERM((const BLOCK *)(w + (size_t)r * ws) + b,               \
-                                    (const pio_block_q8_K *)(x + (size_t)t * xs) + b);     \
-        for (r = 0; r < R; r++)                                                            \
-            for (t = 0; t < T; t++)                                                        \
-                neon_store(y, ldy, r, t, s[r][t], accumulate);                             \
-    }
-NEON_K_MICRO(neon_q4_K_micro, pio_block_q4_K, neon_q4_K_term)
-NEON_K_MICRO(neon_q6_K_micro, pio_block_q6_K, neon_q6_K_term)
+/* R rows x T tokens of super-block terms (Q6_K when q6, else Q4_K), summed
+ * per (row, token) in block order. */
+AI void neon_k_micro(bool q6, int R, int T, int64_t k, const uint8_t *w, size_t ws,
+                     const uint8_t *x, size_t xs, float *y, size_t ldy, bool accumulate)
+{
+    float s[4][2] = { { 0 } };
+    int64_t b;
+    int r, t;
+    for (b = 0; b < k / PIO_QK_K; b++)
+        for (r = 0; r < R; r++)
+            for (t = 0; t < T; t++) {
+                const uint8_t *wr = w + (size_t)r * ws;
+                const pio_block_q8_K *xt = (const pio_block_q8_K *)(x + (size_t)t * xs) + b;
+                s[r][t] += q6 ? neon_q6_K_term((const pio_block_q6_K *)wr + b, xt)
+                              : neon_q4_K_term((const pio_block_q4_K *)wr + b, xt);
+            }
+    for (r = 0; r < R; r++)
+        for (t = 0; t < T; t++)
+            neon_store(y, ldy, r, t, s[r][t], accumulate);
+}
 
-#define K_MICRO_CALL(R, T, r, t)                                                           \
-    K_MICRO_OF_TILE(R, T, k, (const uint8_t *)w + (size_t)(r) * w_stride, w_stride,        \
-                    (const uint8_t *)x + (size_t)(t) * x_stride, x_stride,                 \
-                    y + (size_t)(t) * ldy + (size_t)(r), ldy, accumulate)
-#define NEON_K_TILE(name)                                                                  \
-    static void NEON_FN(name)(int64_t k, int nr, int nt, const void *w, size_t w_stride,  \
-                              const void *x, size_t x_stride, float *y, size_t ldy,        \
-                              bool accumulate)                                             \
-    {                                                                                      \
-        NEON_TILE_WALK(K_MICRO_CALL);                                                      \
-    }
-
-#define K_MICRO_OF_TILE neon_q4_K_micro
-NEON_K_TILE(tile_q4_K)
-#undef K_MICRO_OF_TILE
-#define K_MICRO_OF_TILE neon_q6_K_micro
-NEON_K_TILE(tile_q6_K)
-#undef K_MICRO_OF_TILE
+NEON_TILE(tile_q4_K, neon_k_micro, false)
+NEON_TILE(tile_q6_K, neon_k_micro, true)
 
 #endif
