@@ -11,7 +11,10 @@
  *    weights are cycled over enough copies (>= 384 MiB) that they come from
  *    DRAM, not the last-level cache, as in a real decode step. --hot uses one
  *    copy (cache-resident when it fits): the kernels' compute throughput.
- * 3. GEMM (n = --gemm-n tokens) at the same shapes: tokens/s and GMAC/s.
+ * 3. GEMM (n = --gemm-n tokens) at the same shapes: tokens/s and GMAC/s;
+ *    for F32/F16/BF16 weights also the share of the f32 FMA peak, which a
+ *    loop of independent FMAs measures per level and thread count (the
+ *    yardstick of a compute-bound prefill; int8 kernels are not bound by it).
  * Each figure is the median of --reps runs. Weights: rows quantized from
  * random floats (std ~0.58), repeated to fill the matrix.
  */
@@ -24,6 +27,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#elif defined(__aarch64__)
+#include <arm_neon.h>
+#endif
 
 static double now(void)
 {
@@ -117,6 +126,133 @@ static double bandwidth(pio_threadpool *tp, int reps)
     return gbs;
 }
 
+/* ---- f32 FMA peak ---------------------------------------------------------------- */
+
+/*
+ * Independent multiply-add chains, FMA_ITERS rounds: enough chains to hide
+ * the FMA latency on every pipe (4 cycles x 2 pipes on current x86 cores,
+ * 4 x 4 on wide ARM cores), each a named variable so that it stays in a
+ * register (AVX2 has 16: 12 chains and the two operands; an array of
+ * vectors ends up on the stack). Returns the multiply-adds done (lanes x
+ * chains x rounds); *sink keeps the result live.
+ */
+#define FMA_ITERS 20000000L
+#define CHAINS12(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
+#define CHAINS16(X) CHAINS12(X) X(12) X(13) X(14) X(15)
+
+/* The loop over the vector type V_T of the enclosing function, whose SET_F
+ * broadcasts, FMA_F(c, a, m) = c + a·m, ADD_F adds and PIN_F keeps a value
+ * in a register; FIRST(v) is lane 0 (or the sum) of v. */
+#define FMA_LOOP(CHAINS, n_chains, lanes, FIRST)                                          \
+    V_T m_ = SET_F(0.999f), c_ = SET_F(1e-3f);                                            \
+    long it_;                                                                             \
+    CHAINS(FMA_DECL)                                                                      \
+    for (it_ = 0; it_ < FMA_ITERS; it_++) {                                               \
+        CHAINS(FMA_STEP)                                                                  \
+    }                                                                                     \
+    CHAINS(FMA_SUM)                                                                       \
+    *sink += FIRST(s_);                                                                   \
+    return (double)(lanes) * (n_chains) * FMA_ITERS
+#define FMA_DECL(i) V_T a##i = SET_F((float)(i));
+#define FMA_STEP(i) a##i = FMA_F(c_, a##i, m_); PIN_F(a##i);
+#define FMA_SUM(i) s_ = (i) == 0 ? a##i : ADD_F(s_, a##i);
+
+#if defined(__x86_64__)
+__attribute__((target("avx2,fma"))) static double fma_loop_avx2(float *sink)
+{
+#define V_T __m256
+#define SET_F _mm256_set1_ps
+#define FMA_F(c, a, m) _mm256_fmadd_ps(a, m, c)
+#define ADD_F _mm256_add_ps
+#define PIN_F(v) __asm__("" : "+x"(v))
+    __m256 s_ = _mm256_setzero_ps();
+    FMA_LOOP(CHAINS12, 12, 8, _mm256_cvtss_f32);
+#undef V_T
+#undef SET_F
+#undef FMA_F
+#undef ADD_F
+#undef PIN_F
+}
+
+__attribute__((target("avx512f"))) static double fma_loop_avx512(float *sink)
+{
+#define V_T __m512
+#define SET_F _mm512_set1_ps
+#define FMA_F(c, a, m) _mm512_fmadd_ps(a, m, c)
+#define ADD_F _mm512_add_ps
+#define PIN_F(v) __asm__("" : "+v"(v))
+    __m512 s_ = _mm512_setzero_ps();
+    FMA_LOOP(CHAINS16, 16, 16, _mm512_reduce_add_ps);
+#undef V_T
+#undef SET_F
+#undef FMA_F
+#undef ADD_F
+#undef PIN_F
+}
+#elif defined(__aarch64__)
+static double fma_loop_neon(float *sink)
+{
+#define V_T float32x4_t
+#define SET_F vdupq_n_f32
+#define FMA_F(c, a, m) vfmaq_f32(c, a, m)
+#define ADD_F vaddq_f32
+#define PIN_F(v) __asm__("" : "+w"(v))
+    float32x4_t s_ = vdupq_n_f32(0.0f);
+    FMA_LOOP(CHAINS16, 16, 4, vaddvq_f32);
+#undef V_T
+#undef SET_F
+#undef FMA_F
+#undef ADD_F
+#undef PIN_F
+}
+#endif
+
+typedef double (*fma_loop_fn)(float *sink);
+
+/* The FMA loop of the vector width a level's float kernels use; NULL for scalar. */
+static fma_loop_fn fma_loop_for(pio_cpu_level level)
+{
+#if defined(__x86_64__)
+    if (level == PIO_CPU_LEVEL_AVX2)
+        return fma_loop_avx2;
+    if (level == PIO_CPU_LEVEL_AVX512 || level == PIO_CPU_LEVEL_AVX512VNNI || level == PIO_CPU_LEVEL_AVX512BF16)
+        return fma_loop_avx512;
+#elif defined(__aarch64__)
+    if (level == PIO_CPU_LEVEL_NEON)
+        return fma_loop_neon;
+#endif
+    (void)level;
+    return NULL;
+}
+
+typedef struct fma_job { fma_loop_fn fn; double macs[64]; float sink[64]; } fma_job;
+
+static void fma_task(void *p, int task, int thread)
+{
+    fma_job *job = p;
+    (void)thread;
+    job->macs[task & 63] = job->fn(&job->sink[task & 63]);
+}
+
+/* Multiply-adds per second of one FMA loop on each of the pool's threads at
+ * once (GMAC/s, all threads together); 0 when the level has no vector FMA. */
+static double fma_peak(pio_threadpool *tp, pio_cpu_level level)
+{
+    fma_job job;
+    int n = pio_threadpool_size(tp), i;
+    double t0, dt, macs = 0;
+    memset(&job, 0, sizeof job);
+    job.fn = fma_loop_for(level);
+    if (!job.fn || n > 64)
+        return 0;
+    t0 = now();
+    pio_threadpool_run(tp, n, fma_task, &job);
+    dt = now() - t0;
+    for (i = 0; i < n; i++)
+        macs += job.macs[i];
+    return macs / dt / 1e9;
+}
+
 /* ---- weights ------------------------------------------------------------------- */
 
 /* rows x cols of dtype dt: 16 quantized random rows repeated (X8 layouts:
@@ -186,7 +322,7 @@ int main(int argc, char **argv)
     int n_dtypes = 9, levels[PIO_CPU_LEVEL_COUNT], n_levels = 1, reps = 5, gemm_n = 512;
     int do_gemm = 1, do_gemv = 1, hot = 0;
     int ti, di, li, a;
-    double bw[4] = { 0 };
+    double bw[4] = { 0 }, peak[4] = { 0 };
 
     levels[0] = pio_cpu_level_active();
     for (a = 1; a < argc; a++) {
@@ -233,6 +369,19 @@ int main(int argc, char **argv)
             continue;
         }
         printf("\n== level %s ==\n", pio_cpu_level_name(kt->level));
+        for (ti = 0; do_gemm && ti < n_threads; ti++) {
+            pio_threadpool *tp;
+            double p[3];
+            int r;
+            peak[ti] = 0;
+            if (!fma_loop_for(kt->level) || pio_threadpool_new(threads[ti], &tp) != PIO_STATUS_OK)
+                continue;
+            for (r = 0; r < 3; r++)
+                p[r] = fma_peak(tp, kt->level);
+            peak[ti] = median(p, 3);
+            printf("f32 FMA peak, %d thread(s): %.1f GMAC/s\n", threads[ti], peak[ti]);
+            pio_threadpool_free(tp);
+        }
         for (di = 0; di < n_dtypes; di++) {
             pio_dtype dt = (pio_dtype)dtypes[di];
             size_t si;
@@ -288,7 +437,8 @@ int main(int argc, char **argv)
                 for (ti = 0; ti < n_threads; ti++) {
                     pio_threadpool *tp;
                     pio_wmat wm = { dt, w, rows, cols };
-                    double t[32], cpu[32], med;
+                    double t[32], cpu[32], med, gmacs;
+                    char share[32];
                     int r, rr = reps < 32 ? reps : 32;
                     pio_threadpool_new(threads[ti], &tp);
                     pio_matmul_kernels(kt, tp, y, x, gemm_n, &wm);       /* warm-up */
@@ -299,10 +449,14 @@ int main(int argc, char **argv)
                         cpu[r] = cpu_now() - c0;
                     }
                     med = median(t, rr);
-                    printf("gemm %-5s %5lld->%-5lld n=%d t=%d: %8.1f ms  %7.1f tokens/s  %6.1f GMAC/s"
+                    gmacs = (double)rows * cols * gemm_n / med / 1e9;
+                    share[0] = '\0';
+                    if (peak[ti] > 0 && !pio_dtype_is_quantized(dt))
+                        snprintf(share, sizeof share, "  %4.1f%% of FMA peak", 100.0 * gmacs / peak[ti]);
+                    printf("gemm %-5s %5lld->%-5lld n=%d t=%d: %8.1f ms  %7.1f tokens/s  %6.1f GMAC/s%s"
                            "  (cpu %.1f ms: %.1f GMAC per cpu-s)\n",
                            pio_dtype_name(dt), (long long)cols, (long long)rows, gemm_n, threads[ti],
-                           med * 1e3, gemm_n / med, (double)rows * cols * gemm_n / med / 1e9,
+                           med * 1e3, gemm_n / med, gmacs, share,
                            median(cpu, rr) * 1e3, (double)rows * cols * gemm_n / median(cpu, rr) / 1e9);
                     pio_threadpool_free(tp);
                 }
