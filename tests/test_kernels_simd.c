@@ -386,7 +386,11 @@ static void test_tiles(void)
 static void test_matmul(pio_threadpool *tp1, pio_threadpool *tp3)
 {
     static const int ns[] = { 1, 2, 3, 4, 5, 6, 7, 17, 64 };
-    static const int64_t shapes[][2] = { { 37, 2816 }, { 100, 256 }, { 1, 768 }, { 70, 1280 } };
+    /* 24 x 4608: k in more than one prefill block for every format
+     * (quantized: 2 x 2304, packed float: 3 x 1536), so the adds into y
+     * across k blocks are checked too */
+    static const int64_t shapes[][2] = { { 37, 2816 }, { 100, 256 }, { 1, 768 }, { 70, 1280 },
+                                         { 24, 4608 } };
     int d, l;
     size_t s, ni;
     for (d = 0; d < N_WDT; d++) {
@@ -604,7 +608,9 @@ static void test_x8_matmul(pio_dtype x8dt, pio_threadpool *tp1, pio_threadpool *
     const pio_dtype base = pio_x8_base(x8dt);
     const char *name = pio_dtype_name(x8dt);
     static const int ns[] = { 1, 2, 3, 4, 5, 7, 15, 16, 17, 64 };
-    static const int64_t shapes[][2] = { { 40, 2816 }, { 96, 256 }, { 8, 768 }, { 72, 1280 }, { 88, 2592 } };
+    /* 24 x 4608: two k blocks in prefill (see test_matmul) */
+    static const int64_t shapes[][2] = { { 40, 2816 }, { 96, 256 }, { 8, 768 }, { 72, 1280 }, { 88, 2592 },
+                                         { 24, 4608 } };
     const int nmax = quick ? 17 : 64;
     double worst = 0;
     size_t s, ni;
