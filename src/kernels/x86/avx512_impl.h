@@ -117,8 +117,18 @@ AI void q8_0_step(int R, int T, bool two, const uint8_t *w, size_t ws, const uin
     for (t = 0; t < T; t++) {
         __m512i s;
         act_pair(x + (size_t)t * xs, b, two, &xq[t], &xd[t], &s);
-        /* VNNI: w+128 is unsigned, Σ(w+128)x = Σwx + 128Σx; 8 lanes x -16Σx */
-        xc[t] = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(s, 4));
+        (void)s;
+#if PIO_VNNI
+        /* w+128 is unsigned: Σ(w+128)x = Σwx + 128Σx, with 128Σx taken out of
+         * each 4-byte lane exactly (not -16Σx of the block in each of its 8
+         * lanes: those lanes' float sums would cancel large terms), so every
+         * lane holds the same integer as the maddubs path's */
+        xc[t] = _mm512_sub_epi32(_mm512_setzero_si512(),
+                                 _mm512_dpbusd_epi32(_mm512_setzero_si512(),
+                                                     _mm512_set1_epi8((char)0x80), xq[t]));
+#else
+        xc[t] = _mm512_setzero_si512();
+#endif
     }
 #pragma GCC unroll 4
     for (r = 0; r < R; r++) {
@@ -160,7 +170,16 @@ AI void q4_0_step(int R, int T, bool two, const uint8_t *w, size_t ws, const uin
     for (t = 0; t < T; t++) {
         __m512i s;
         act_pair(x + (size_t)t * xs, b, two, &xq[t], &xd[t], &s);
-        xc[t] = _mm512_sub_epi32(_mm512_setzero_si512(), s);     /* 8 lanes x -Σx = -8Σx */
+        (void)s;
+        /* -8Σx of each 4-byte lane, exactly: lane by lane Σ(q-8)x */
+#if PIO_VNNI
+        xc[t] = _mm512_sub_epi32(_mm512_setzero_si512(),
+                                 _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(8), xq[t]));
+#else
+        xc[t] = _mm512_sub_epi32(_mm512_setzero_si512(),
+                                 _mm512_madd_epi16(_mm512_maddubs_epi16(_mm512_set1_epi8(8), xq[t]),
+                                                   _mm512_set1_epi16(1)));
+#endif
     }
 #pragma GCC unroll 4
     for (r = 0; r < R; r++) {
