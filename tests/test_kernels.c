@@ -109,7 +109,7 @@ static void test_norm_rope_silu(void)
     }
     for (i = 0; i < 37; i++) { x[i] = frand() * 6; y[i] = frand(); }
     memcpy(w, x, sizeof x);
-    pio_silu_mul(x, y, 37);
+    pio_silu_mul(NULL, x, y, 37);
     for (i = 0; i < 37; i++)
         CHECK(fabs(x[i] - w[i] / (1 + exp(-w[i])) * y[i]) < 1e-5, "silu_mul[%d]", i);
 }

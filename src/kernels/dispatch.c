@@ -384,6 +384,7 @@ void pio_kernels_init_scalar(pio_kernels *kt)
     kt->quantize_q8 = quantize_q8_scalar;
     kt->quantize_q8_K = quantize_q8_K_scalar;
     kt->to_f32 = pio_convert_to_f32;
+    kt->silu_mul = pio_silu_mul_scalar;
 }
 
 /* ---- level tables ------------------------------------------------------------ */

@@ -82,6 +82,11 @@ typedef struct pio_kernels {
     void (*quantize_q8_K)(const float *x, pio_block_q8_K *xq, int64_t k);
     /* dst[n] = src[n] of dtype F32/F16/BF16 as f32 (weight panels for GEMM). */
     void (*to_f32)(float *dst, const void *src, pio_dtype dt, int64_t n);
+    /* g[i] = silu(g[i]) · u[i] (the SwiGLU activation), g / (1 + e^-g) · u
+     * with e^x of pio_exp_poly: the same bits at every level. A value's result
+     * must not depend on its index or on n: SIMD levels run a tail through
+     * the same vector code as the body. */
+    void (*silu_mul)(float *g, const float *u, int64_t n);
     /* BF16 weights multiply the f32 activations rounded to bf16 (nearest
      * even, subnormals to zero), as vdpbf16ps needs: the AVX512BF16 level. */
     bool bf16_act;
@@ -114,6 +119,13 @@ pio_status pio_matmul_multi_kernels(const pio_kernels *kt, pio_threadpool *tp, i
  * src/kernels/arm/neon*.c).
  */
 void pio_kernels_init_scalar(pio_kernels *kt);
+void pio_silu_mul_scalar(float *g, const float *u, int64_t n);   /* ref/elementwise.c */
+
+/* e^x of SwiGLU at every level (ref/elementwise.c); the SIMD levels repeat its
+ * operations in vector form, with the same clamps. */
+float pio_exp_poly(float x);
+#define PIO_EXP_POLY_HI 88.7228394f   /* above: +inf */
+#define PIO_EXP_POLY_LO (-86.6f)      /* below: 0 */
 void pio_kernels_init_avx2(pio_kernels *kt);
 void pio_kernels_init_avx512(pio_kernels *kt);
 void pio_kernels_init_avx512vnni(pio_kernels *kt);

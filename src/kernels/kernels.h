@@ -76,8 +76,12 @@ pio_status pio_matmul_multi(pio_threadpool *tp, int count, float *const *ys, con
 /* y[n] = w ⊙ x / sqrt(mean(x²) + eps); y may alias x. */
 void pio_rmsnorm(float *y, const float *x, const float *w, int64_t n, float eps);
 
-/* g[i] = silu(g[i]) · u[i], silu(z) = z·sigmoid(z). */
-void pio_silu_mul(float *g, const float *u, int64_t n);
+/*
+ * g[i] = silu(g[i]) · u[i], silu(z) = z·sigmoid(z), for i < n, with the
+ * active level's kernel; split over the pool when n is large (tp may be NULL).
+ * A value's result depends only on g[i] and u[i] (not on i, n or the pool).
+ */
+void pio_silu_mul(pio_threadpool *tp, float *g, const float *u, int64_t n);
 
 /* inv_freq[i] = theta^(-2i/head_dim), i < head_dim/2, computed in f32 as transformers does. */
 void pio_rope_inv_freq(float *inv_freq, int head_dim, double theta);

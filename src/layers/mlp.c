@@ -39,6 +39,6 @@ pio_status pio_swiglu_mlp(pio_threadpool *tp, const pio_wmat *w_gate, const pio_
         if ((st = pio_matmul_multi(tp, 2, ys, x, n, ws)))
             return st;
     }
-    pio_silu_mul(s->gate, s->up, (int64_t)n * n_ff);
+    pio_silu_mul(tp, s->gate, s->up, (int64_t)n * n_ff);
     return pio_matmul(tp, out, s->gate, n, w_down);
 }

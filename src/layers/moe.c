@@ -404,7 +404,7 @@ static pio_status moe_decode(pio_threadpool *tp, const pio_kernels *kt, const pi
         job.y[2 * j + 1] = u + (size_t)j * ff;
     }
     moe_gemv_run(tp, &job, 2 * k, ff);
-    pio_silu_mul(g, u, (int64_t)k * ff);
+    pio_silu_mul(tp, g, u, (int64_t)k * ff);
     for (j = 0; j < k; j++) {
         job.mat[j] = &ex[idx[j]].down;
         job.x[j] = moe_act(kt, dd, g + (size_t)j * ff, ff, buf + xq_bytes + (size_t)j * hq_row);

@@ -403,6 +403,54 @@ static void tile_packed_float_avx2(TILE_ARGS)
     }
 }
 
+/* ---- SwiGLU activation ----------------------------------------------------------- */
+
+/* e^x for 8 floats: pio_exp_poly (ref/elementwise.c) op for op, the same bits. */
+AI __m256 exp_avx2(__m256 x)
+{
+    const __m256 hi = _mm256_set1_ps(PIO_EXP_POLY_HI), lo = _mm256_set1_ps(PIO_EXP_POLY_LO);
+    /* max/min return their second operand for a NaN: x goes second */
+    __m256 xc = _mm256_min_ps(hi, _mm256_max_ps(lo, x));
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(xc, _mm256_set1_ps(1.44269504f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693145751953125f), xc);
+    __m256 p;
+    __m256i e;
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(1.428606765330187e-6f), r);
+    p = _mm256_fmadd_ps(_mm256_set1_ps(1.0f / 5040), r, _mm256_set1_ps(1.0f / 720));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(126)), 23);
+    p = _mm256_mul_ps(_mm256_mul_ps(p, _mm256_castsi256_ps(e)), _mm256_set1_ps(2.0f));
+    p = _mm256_blendv_ps(p, _mm256_set1_ps(INFINITY), _mm256_cmp_ps(x, hi, _CMP_GT_OQ));
+    return _mm256_blendv_ps(p, _mm256_setzero_ps(), _mm256_cmp_ps(x, lo, _CMP_LT_OQ));
+}
+
+/* silu(g)·u in the scalar level's order: g / (1 + e^-g) · u. */
+AI __m256 silu_mul8(__m256 g, __m256 u)
+{
+    __m256 e = exp_avx2(_mm256_sub_ps(_mm256_setzero_ps(), g));
+    return _mm256_mul_ps(_mm256_div_ps(g, _mm256_add_ps(_mm256_set1_ps(1.0f), e)), u);
+}
+
+static void silu_mul_avx2(float *g, const float *u, int64_t n)
+{
+    int64_t i;
+    for (i = 0; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(g + i, silu_mul8(_mm256_loadu_ps(g + i), _mm256_loadu_ps(u + i)));
+    if (i < n) {              /* the tail through the same vector code */
+        float gt[8] = { 0 }, ut[8] = { 0 };
+        memcpy(gt, g + i, (size_t)(n - i) * sizeof(float));
+        memcpy(ut, u + i, (size_t)(n - i) * sizeof(float));
+        _mm256_storeu_ps(gt, silu_mul8(_mm256_loadu_ps(gt), _mm256_loadu_ps(ut)));
+        memcpy(g + i, gt, (size_t)(n - i) * sizeof(float));
+    }
+}
+
 /* ---- activations ------------------------------------------------------------- */
 
 /* PIO_ACT_Q8 row, bit-identical to the scalar quantizer (RNE via cvtps). */
@@ -1894,4 +1942,5 @@ void pio_kernels_init_avx2(pio_kernels *kt)
     kt->quantize_q8 = quantize_q8_avx2;
     kt->quantize_q8_K = quantize_q8_K_avx2;
     kt->to_f32 = to_f32_avx2;
+    kt->silu_mul = silu_mul_avx2;
 }
