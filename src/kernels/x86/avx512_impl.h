@@ -676,7 +676,9 @@ AI void decode_k(bool q6, const uint8_t *blk, uint8_t q[256], float *dsc, float 
     }
 }
 
-AI void pack_k(bool q6, void *dst, const void *w, size_t ws, int nr, int64_t k)
+/* x8: W in the Q4_K_X8 / Q6_K_X8 layout (each row's super-block gathered
+ * from its group's block column first), else as stored. */
+AI void pack_k(bool q6, bool x8, void *dst, const void *w, size_t ws, int nr, int64_t k)
 {
     const int64_t nsb = k / PIO_QK_K;
     const int S = q6 ? 16 : 32, NS = 256 / S, REC = q6 ? 320 : 640;
@@ -690,7 +692,13 @@ AI void pack_k(bool q6, void *dst, const void *w, size_t ws, int nr, int64_t k)
                 int r = 16 * g + i;
                 uint8_t q[256];
                 float dsc[16] = { 0 }, dmn[16] = { 0 };
-                if (r < nr)
+                if (r < nr && x8) {
+                    uint8_t blk[sizeof(pio_block_q6_K)];
+                    pio_x8_gather_block(q6 ? PIO_DTYPE_Q6_K_X8 : PIO_DTYPE_Q4_K_X8,
+                                        (const uint8_t *)w + (size_t)(r & ~7) * ws +
+                                            (size_t)b * PIO_X8_ROWS * bsz, r & 7, blk);
+                    decode_k(q6, blk, q, dsc, dmn);
+                } else if (r < nr)
                     decode_k(q6, (const uint8_t *)w + (size_t)r * ws + (size_t)b * bsz, q, dsc, dmn);
                 else
                     memset(q, 0, sizeof q);
@@ -707,8 +715,10 @@ AI void pack_k(bool q6, void *dst, const void *w, size_t ws, int nr, int64_t k)
     }
 }
 
-static void pack_q4_K(void *dst, const void *w, size_t ws, int nr, int64_t k) { pack_k(false, dst, w, ws, nr, k); }
-static void pack_q6_K(void *dst, const void *w, size_t ws, int nr, int64_t k) { pack_k(true, dst, w, ws, nr, k); }
+static void pack_q4_K(void *dst, const void *w, size_t ws, int nr, int64_t k) { pack_k(false, false, dst, w, ws, nr, k); }
+static void pack_q6_K(void *dst, const void *w, size_t ws, int nr, int64_t k) { pack_k(true, false, dst, w, ws, nr, k); }
+static void pack_q4_K_x8(void *dst, const void *w, size_t ws, int nr, int64_t k) { pack_k(false, true, dst, w, ws, nr, k); }
+static void pack_q6_K_x8(void *dst, const void *w, size_t ws, int nr, int64_t k) { pack_k(true, true, dst, w, ws, nr, k); }
 
 AI void packedk_micro(bool q6, int G, int T, int64_t k, const uint8_t *pk, size_t gstride, int rows,
                       const uint8_t *x, size_t xs, float *y, size_t ldy, bool accumulate)
@@ -830,6 +840,12 @@ static void init_packed(pio_kernels *kt)
     kt->pack_size[PIO_DTYPE_Q6_K] = pack_size_k;
     kt->pack[PIO_DTYPE_Q6_K] = pack_q6_K;
     kt->tile_packed[PIO_DTYPE_Q6_K] = tile_packed_q6_K;
+    kt->pack_size[PIO_DTYPE_Q4_K_X8] = pack_size_k;
+    kt->pack[PIO_DTYPE_Q4_K_X8] = pack_q4_K_x8;
+    kt->tile_packed[PIO_DTYPE_Q4_K_X8] = tile_packed_q4_K;
+    kt->pack_size[PIO_DTYPE_Q6_K_X8] = pack_size_k;
+    kt->pack[PIO_DTYPE_Q6_K_X8] = pack_q6_K_x8;
+    kt->tile_packed[PIO_DTYPE_Q6_K_X8] = tile_packed_q6_K;
     kt->pack_size[PIO_DTYPE_Q8_0] = pack_size_q;
     kt->pack[PIO_DTYPE_Q8_0] = pack_q8_0;
     kt->tile_packed[PIO_DTYPE_Q8_0] = tile_packed_q8_0;
@@ -856,15 +872,14 @@ void PIO_INIT_NAME(PIO_ISA_NAME)(pio_kernels *kt)
     kt->tile[PIO_DTYPE_Q4_0] = tile_q4_0;
     kt->tile[PIO_DTYPE_Q4_K] = tile_q4_K;
     kt->tile[PIO_DTYPE_Q6_K] = tile_q6_K;
-    /* Q4_0 keeps the AVX2 level's X8 layout (inherited): its AVX2 tile
-     * decodes faster than this level's on W as stored (Zen 4, Qwen3-4B, 1
-     * thread: 10.3-11.1 against 7.9 tokens/s) and the VNNI level packs its
-     * prefill panels from it (pp256 79-81 against 66-70). Q8_0 stays as
-     * stored: there this level's tile decodes faster than Q8_0_X8's (6.05
-     * against 5.36). Q4_K and Q6_K stay as stored (X8 unmeasured here). */
+    /* Q4_0, Q4_K and Q6_K keep the AVX2 level's X8 layouts (inherited):
+     * their AVX2 tiles decode faster than this level's on W as stored (Zen
+     * 4, Qwen3-4B, 1 thread: Q4_0 10.3-11.1 against 7.9 tokens/s, Q4_K_M
+     * ~9.9 against 7.1-8.1), and the VNNI level packs its prefill panels
+     * from them (Q4_0 pp256 79-81 against 66-70; Q4_K_M unchanged, 63-65).
+     * Q8_0 stays as stored: there this level's tile decodes faster than
+     * Q8_0_X8's (6.05 against 5.36). */
     kt->weight_layout[PIO_DTYPE_Q8_0] = PIO_DTYPE_Q8_0;
-    kt->weight_layout[PIO_DTYPE_Q4_K] = PIO_DTYPE_Q4_K;
-    kt->weight_layout[PIO_DTYPE_Q6_K] = PIO_DTYPE_Q6_K;
     /* Float weights keep the AVX2 level's packed prefill panels (16 x 6
      * outer products, inherited): on Zen 4 (two 256-bit FMA pipes) they
      * beat this level's 16-lane dot tiles on f32 panels, Qwen3-4B BF16
