@@ -37,9 +37,10 @@ static void usage(FILE *f)
         fprintf(f, "  %-11s %s\n", subcommands[i].name, subcommands[i].summary);
     fprintf(f, "\nWith no -m, run and chat use the bundled demo model (models/demo).\n"
                "\nenvironment:\n"
-               "  PIO_CPU=LEVEL      kernel level below the detected one (scalar, avx2, avx512,\n"
-               "                     avx512vnni; neon on ARM64), or avx512bf16: opt-in, BF16\n"
-               "                     weights with vdpbf16ps on activations rounded to bf16\n"
+               "  PIO_CPU=LEVEL      kernel level below the detected one: scalar, avx2, avx512,\n"
+               "                     avx512vnni, avx512bf16 (BF16 prefill with vdpbf16ps on\n"
+               "                     activations rounded to bf16; avx512vnni keeps them f32);\n"
+               "                     neon on ARM64\n"
                "  PIO_PLUGIN_PATH    directories (':'-separated) searched for model plugins first\n");
 }
 

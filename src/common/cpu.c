@@ -107,15 +107,13 @@ static void init_once(void)
     detect(&features);
     level_detected = PIO_CPU_LEVEL_SCALAR;
     for (l = 0; l < PIO_CPU_LEVEL_COUNT; l++)
-        if (level_ok(&features, (pio_cpu_level)l) && l != PIO_CPU_LEVEL_AVX512BF16)
+        if (level_ok(&features, (pio_cpu_level)l))
             level_detected = (pio_cpu_level)l;
     level_active = level_detected;
     if (env && *env) {
         l = pio_cpu_level_from_name(env);
-        /* A supported level at or below the detected one, or the opt-in
-         * avx512bf16 level. */
-        if (l >= 0 && level_ok(&features, (pio_cpu_level)l) &&
-            (l <= (int)level_detected || l == PIO_CPU_LEVEL_AVX512BF16))
+        /* A supported level at or below the detected one. */
+        if (l >= 0 && level_ok(&features, (pio_cpu_level)l) && l <= (int)level_detected)
             level_active = (pio_cpu_level)l;
     }
 }

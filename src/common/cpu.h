@@ -51,7 +51,7 @@ const pio_cpu_features *pio_cpu_features_get(void);
 /* True when this CPU can run kernels of `level`. */
 bool pio_cpu_level_supported(pio_cpu_level level);
 
-/* The best level the CPU supports, ignoring PIO_CPU (never the opt-in avx512bf16). */
+/* The best level the CPU supports, ignoring PIO_CPU. */
 pio_cpu_level pio_cpu_level_detected(void);
 
 /*

@@ -73,6 +73,10 @@ typedef struct pio_kernels {
     pio_pack_size_fn pack_size[PIO_DTYPE_COUNT];  /* NULL: no packed path for the dtype */
     pio_pack_fn pack[PIO_DTYPE_COUNT];
     pio_tile_fn tile_packed[PIO_DTYPE_COUNT];
+    /* Rows per prefill task the packed path of dtype d prefers (a multiple
+     * of 32; 0: the default 32). pack_size/pack/tile_packed must take any nr
+     * up to it. */
+    int pack_rows[PIO_DTYPE_COUNT];
     /* The layout weights of dtype d run fastest in at this level (d itself,
      * or its X8 layout for Q8_0 / Q4_0 / Q4_K / Q6_K): what the loader repacks them to
      * (pio_wmat_layout_for). Every level still runs every layout. */
@@ -87,8 +91,9 @@ typedef struct pio_kernels {
      * must not depend on its index or on n: SIMD levels run a tail through
      * the same vector code as the body. */
     void (*silu_mul)(float *g, const float *u, int64_t n);
-    /* BF16 weights multiply the f32 activations rounded to bf16 (nearest
-     * even, subnormals to zero), as vdpbf16ps needs: the AVX512BF16 level. */
+    /* The packed prefill path of BF16 weights (tile_packed) multiplies the
+     * f32 activations rounded to bf16 (nearest even, subnormals to zero), as
+     * vdpbf16ps needs: the AVX512BF16 level. Its tile keeps f32 ones. */
     bool bf16_act;
 } pio_kernels;
 
