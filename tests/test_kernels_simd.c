@@ -882,6 +882,57 @@ static void test_errors(void)
     CHECK_OK(pio_matmul(NULL, y, x, 0, &bad_cols));       /* empty batch */
 }
 
+/*
+ * Levels whose packed path asks for taller prefill tasks (pack_rows): rows =
+ * 4 tasks of that height plus a partial one (40 rows: 2.5 row groups of 16),
+ * so on one thread the tasks keep their full height (matmul halves it below
+ * 4 tasks per thread), and k in two blocks. Against the reference on the
+ * activations as the level feeds them (bf16-rounded for a bf16_act level).
+ */
+static void test_pack_rows(pio_threadpool *tp1)
+{
+    const int64_t cols = 2600;          /* two k blocks of 1300, not a multiple of 32 */
+    const int n = 24;
+    int d, l;
+    for (l = 0; l < n_levels; l++)
+        for (d = 0; d < N_WDT; d++) {
+            const pio_kernels *kt = levels[l];
+            pio_dtype dt = weight_dtypes[d];
+            int64_t rows = 4 * (int64_t)kt->pack_rows[dt] + 40, r;
+            float *x, *xr, *y, *yref, *tmp;
+            double e_max = 0;
+            void *w;
+            int t;
+            if (kt->pack_rows[dt] <= 32)
+                continue;
+            w = make_w(dt, rows, cols);
+            x = check_malloc(sizeof(float) * (size_t)(n * cols));
+            y = check_malloc(sizeof(float) * (size_t)(n * rows));
+            yref = check_malloc(sizeof(float) * (size_t)(n * rows));
+            tmp = check_malloc(sizeof(float) * (size_t)cols);
+            fill_x(x, n, cols);
+            xr = kt->bf16_act && dt == PIO_DTYPE_BF16 ? bf16_rounded(x, (size_t)n * (size_t)cols)
+                                                      : NULL;
+            ref_matmul(dt, w, rows, cols, xr ? xr : x, n, yref);
+            CHECK_OK(pio_matmul_kernels(kt, tp1, y, x, n, &(pio_wmat){ dt, w, rows, cols }));
+            for (t = 0; t < n; t++)
+                for (r = 0; r < rows; r++) {
+                    size_t i = (size_t)t * (size_t)rows + (size_t)r;
+                    double e = fabs((double)y[i] - yref[i]) /
+                               mag_row(dt, (const uint8_t *)w + (size_t)r * pio_dtype_row_bytes(dt, cols),
+                                       x + (size_t)t * cols, cols, tmp);
+                    if (!(e <= e_max))
+                        e_max = isnan(e) ? INFINITY : e;
+                }
+            CHECK(e_max <= 2 * tol_vs_ref(dt), "%s %s: %lld-row prefill tasks, rows=%lld: rel err %.3g",
+                  pio_cpu_level_name(kt->level), pio_dtype_name(dt), (long long)kt->pack_rows[dt],
+                  (long long)rows, e_max);
+            printf("  %s %s: %d-row prefill tasks, worst rel err %.2e\n",
+                   pio_cpu_level_name(kt->level), pio_dtype_name(dt), kt->pack_rows[dt], e_max);
+            free(w); free(x); free(xr); free(y); free(yref); free(tmp);
+        }
+}
+
 static void test_cpu(void)
 {
     int l;
@@ -953,6 +1004,7 @@ int main(void)
     test_quantizers();
     test_tiles();
     test_matmul(tp1, tp3);
+    test_pack_rows(tp1);
     test_errors();
     test_x8_layout(PIO_DTYPE_Q4_0_X8);
     test_x8_layout(PIO_DTYPE_Q8_0_X8);
