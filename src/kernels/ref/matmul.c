@@ -11,9 +11,10 @@
  *      geometrically (guided scheduling: each takes 1/3 of what a thread has
  *      left, at least GEMV_MIN_ROWS), so the thread that finishes first waits
  *      for one small task, not 1/16 of the matmul as with equal tasks.
- *      Prefill: a task is a block of ROW_BLOCK rows; k is cut into blocks of
- *      KC columns and tokens into blocks of TB, so a (rows x KC) panel of W
- *      stays in L1/L2 while every token block passes over it: W is read from
+ *      Prefill: a task is a block of ROW_BLOCK rows (or the level's
+ *      pack_rows for its packed path); k is cut into blocks of KC columns
+ *      and tokens into blocks of TB, so a (rows x KC) panel of W stays in
+ *      L1/L2 while every token block passes over it: W is read from
  *      memory once per call, activations once per row block from L2/L3.
  *      F16/BF16 panels are converted to f32 once per task and thread; a level
  *      may instead pack panels into its own layout (kernels->pack). The next
@@ -285,8 +286,8 @@ static size_t w_stride_of(const pio_wmat *w, int kind)
 }
 
 /*
- * Prefill (n > GEMV_MAX_N): a task is a block of ROW_BLOCK rows; k is cut
- * into blocks and tokens into blocks (see the top of the file). xq: x
+ * Prefill (n > GEMV_MAX_N): a task is a block of ROW_BLOCK (or pack_rows)
+ * rows; k is cut into blocks and tokens into blocks (see the top of the file). xq: x
  * already converted to W's activation format, or NULL to convert it here.
  */
 static pio_status matmul_prefill(const pio_kernels *kt, pio_threadpool *tp, float *y,
