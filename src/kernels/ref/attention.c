@@ -234,13 +234,14 @@ static void prefetch_tile(const attn_run *r, int seq, int kp, int k1, size_t k_o
 
 /*
  * Whole-row walk (hpt > 1), before head gi's tile: prefetch the key and
- * value slices of head gi + 1 (and head 0's values at gi = 0), so they
- * arrive while head gi computes. Without it the tile waited on every key's
- * first value line (perf: 47% of decode at 8K context on the first FMA
- * after that load). attn_bench, decode at 8192, alternated: 6.3-6.9 ->
- * 5.6 ms on 1 thread, 3.1-3.6 -> 2.5-2.8 ms on 2; Qwen3-4B Q4_0 tg32 at
- * depth 4096: +9-13%. (A burst of the whole next tile, 4096 lines, had
- * been slower than none.)
+ * value slices of head gi + 1 (and head 0's values at gi = 0) into L2, so
+ * they arrive while head gi computes. Without it the tile waited on every
+ * key's first value line (perf: 47% of decode at 8K context on the first
+ * FMA after that load). attn_bench, decode at 8192, one layer, alternated
+ * (Zen 4), ms on 1 / 2 threads: none 6.3-6.9 / 3.1-3.6; into L1 (T0)
+ * 5.0-5.6 / 2.3-2.7; into L2 (T1) 3.2-3.6 / 1.6-2.0: the 512 lines of a
+ * head would overrun L1's miss buffers. (A burst of the whole next tile,
+ * 4096 lines, had been slower than none.)
  */
 static void prefetch_heads(const attn_scratch *sc, int nk, int gi, int hpt, size_t head_bytes)
 {
@@ -249,10 +250,10 @@ static void prefetch_heads(const attn_scratch *sc, int nk, int gi, int hpt, size
     for (j = 0; j < nk; j++)
         for (off = 0; off < head_bytes; off += 64) {
             if (gi == 0)
-                __builtin_prefetch((const uint8_t *)sc->vp[j] + off);
+                __builtin_prefetch((const uint8_t *)sc->vp[j] + off, 0, 2);
             if (gi + 1 < hpt) {
-                __builtin_prefetch((const uint8_t *)sc->kp[j] + head_bytes + off);
-                __builtin_prefetch((const uint8_t *)sc->vp[j] + head_bytes + off);
+                __builtin_prefetch((const uint8_t *)sc->kp[j] + head_bytes + off, 0, 2);
+                __builtin_prefetch((const uint8_t *)sc->vp[j] + head_bytes + off, 0, 2);
             }
         }
 }
