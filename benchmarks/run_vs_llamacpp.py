@@ -26,6 +26,12 @@ What it does:
       pp+tg     -p P -n N -t T          prompt and generation speed
       tg_1t     -p 0 -n N -t 1          generation on one thread
       tg_depth  -p 0 -n N -t T -d D     generation after D tokens of context
+      roofline  -p 0 -n M -t T -r 1, --roofline-samples times per engine,
+                each run between two membw measurements (its share at the
+                better of the two). pio runs with --roofline as well: M more
+                tokens, each between two reads of a 512 MiB buffer inside
+                the process, so each token has the bandwidth of its own
+                ~100 ms; the median of those shares is the judged figure
     pio runs on the same GGUF file when it can load GGUF (pio info -m FILE
     succeeds), else on the safetensors directory with --dtype FORMAT; the
     report says which, and whether pio really used that format.
@@ -319,7 +325,10 @@ def main():
                     help="f16 KV bytes per position for the depth roofline (default: Qwen3-4B's)")
     ap.add_argument("--pio", default=None, help="the pio binary (default: build/pio, else build-*/pio)")
     ap.add_argument("--formats", default=",".join(FORMATS))
-    ap.add_argument("--tests", default="pp+tg,tg_1t,tg_depth")
+    ap.add_argument("--tests", default="pp+tg,tg_1t,tg_depth,roofline")
+    ap.add_argument("--roofline-samples", type=int, default=5,
+                    help="runs per engine in the roofline test, each between two membw measurements")
+    ap.add_argument("--roofline-n", type=int, default=64, help="tokens generated per roofline run")
     ap.add_argument("-t", "--threads", type=int, default=2)
     ap.add_argument("-p", "--n-prompt", type=int, default=512)
     ap.add_argument("-n", "--n-gen", type=int, default=128)
@@ -392,7 +401,11 @@ def main():
         "pp+tg": dict(p=args.n_prompt, n=args.n_gen, t=args.threads, d=0),
         "tg_1t": dict(p=0, n=args.n_gen, t=1, d=0),
         "tg_depth": dict(p=0, n=args.depth_n or args.n_gen, t=args.threads, d=args.depth),
+        "roofline": dict(p=0, n=args.roofline_n, t=args.threads, d=0),
     }
+    unknown = [t for t in tests if t not in test_defs]
+    if unknown:
+        raise SystemExit(f"run_vs_llamacpp: unknown test(s) {', '.join(unknown)}; known: {', '.join(test_defs)}")
     runs = []
     turn = 0
     for fmt in formats:
@@ -400,7 +413,7 @@ def main():
         use_gguf = args.pio_input == "gguf" or (args.pio_input == "auto" and pio_reads_gguf(pio, gguf_path))
         for test in tests:
             d = test_defs[test]
-            common = ["-p", d["p"], "-n", d["n"], "-t", d["t"], "-r", args.reps]
+            common = ["-p", d["p"], "-n", d["n"], "-t", d["t"], "-r", 1 if test == "roofline" else args.reps]
             if d["d"]:
                 common += ["-d", d["d"]]
             if llama_bench:
@@ -413,12 +426,18 @@ def main():
             else:
                 pio_cmd = [pio, "bench", "-m", hf_dir, "--dtype", fmt] + common + ["--json"]
             pio_cmd += shlex.split(args.pio_extra)
+            if test == "roofline":
+                pio_cmd.append("--roofline")
             order = [("llama.cpp", llama_cmd, "llama-bench" if llama_bench else "json"),
                      ("pio", pio_cmd, "json")]
             if turn % 2:
                 order.reverse()
             turn += 1
             res = {"format": fmt, "test": test, "pio_input": "gguf" if use_gguf else "safetensors --dtype " + fmt}
+            if test == "roofline":
+                res.update(roofline_samples(work, args, order))
+                runs.append(res)
+                continue
             for engine, cmd, kind in order:
                 log(f"[{fmt} {test}] {engine}")
                 load = os.getloadavg()[0]
@@ -451,6 +470,42 @@ def main():
     return 0
 
 
+def roofline_samples(work, args, order):
+    """The roofline test: --roofline-samples decode runs of each engine,
+    alternating which goes first, each between two membw measurements, so
+    that every run has the bandwidth of its own minutes (a shared VM's drifts
+    by 50% within minutes: one run-wide figure cannot judge a 92% share)."""
+    out = {e: {"samples": [], "command": " ".join(shlex.quote(show(c)) for c in cmd)} for e, cmd, _ in order}
+    for i in range(args.roofline_samples):
+        for engine, cmd, kind in (order if i % 2 == 0 else order[::-1]):
+            log(f"  roofline sample {i + 1}/{args.roofline_samples}: {engine}")
+            before = membw(work, args.threads)["best_gb_per_s"]
+            r = run_engine(cmd, args.timeout, kind)
+            after = membw(work, args.threads)["best_gb_per_s"]
+            if "error" in r:
+                out[engine]["error"] = r["error"]
+                log(f"  error: {r['error']}")
+                continue
+            out[engine].update({k: r[k] for k in ("weight_bytes", "dtypes", "kernels", "dtype_applied", "version")
+                                if k in r})
+            out[engine]["samples"].append({"tokens_per_s": r["tg"]["tokens_per_s"], "bw_around": [before, after],
+                                           "in_process": r.get("roofline")})
+            log(f"  tg {r['tg']['tokens_per_s']:.2f} t/s, membw {before:.1f} / {after:.1f} GB/s"
+                + (f"; in-process roofline {100 * r['roofline']['share']:.1f}% at {r['roofline']['membw_gb_per_s']:.1f}"
+                   " GB/s" if r.get("roofline") else ""))
+    for e in out.values():
+        if e["samples"]:
+            e["tg"] = tps_stats([s["tokens_per_s"] for s in e["samples"]])
+    return out
+
+
+def roofline_shares(run, wb):
+    """Each sample's share of the roofline at the better bandwidth around it."""
+    if not run or "error" in run:
+        return []
+    return [s["tokens_per_s"] * wb / (max(s["bw_around"]) * 1e9) for s in run.get("samples", [])]
+
+
 def make_report(args, env, bw, bandwidth, runs):
     by = {(r["format"], r["test"]): r for r in runs}
     formats = list(dict.fromkeys(r["format"] for r in runs))
@@ -477,7 +532,8 @@ def make_report(args, env, bw, bandwidth, runs):
     L.append("")
     for fmt in formats:
         pt, t1, td = by.get((fmt, "pp+tg")), by.get((fmt, "tg_1t")), by.get((fmt, "tg_depth"))
-        any_run = pt or t1 or td
+        rf = by.get((fmt, "roofline"))
+        any_run = pt or t1 or td or rf
         L.append(f"## {fmt.upper()}\n")
         L.append(f"pio input: {any_run['pio_input']}" + pio_dtype_note(any_run))
         L.append("")
@@ -512,8 +568,8 @@ def make_report(args, env, bw, bandwidth, runs):
                      f"{fmt_num(b and b / 1e6, 0)} | {fmt_num(ratio(b, a))} | | |")
         # roofline: bytes per token = the format's weight bytes (+ f16 KV of the context at depth)
         wb = None
-        for run in (pt, t1, td):
-            if run and "error" not in run["llama.cpp"]:
+        for run in (pt, t1, td, rf):
+            if run and "error" not in run["llama.cpp"] and run["llama.cpp"].get("weight_bytes"):
                 wb = run["llama.cpp"]["weight_bytes"]
                 break
         wb_model = wb
@@ -522,11 +578,34 @@ def make_report(args, env, bw, bandwidth, runs):
         if wb:
             roof = bandwidth * 1e9 / wb
             tgt = TARGETS["roofline"].get(fmt, 0.9)
+            if rf:
+                sa, sb = roofline_shares(rf["llama.cpp"], wb), roofline_shares(rf["pio"], wb)
+                a = statistics.median(sa) if sa else None
+                b = statistics.median(sb) if sb else None
+                bws = [max(s["bw_around"]) for e in ("llama.cpp", "pio") for s in rf[e].get("samples", [])]
+                ip = [s["in_process"] for s in rf["pio"].get("samples", []) if s.get("in_process")]
+                if ip:
+                    c = statistics.median(x["share"] for x in ip)
+                    mark = " ✅" if c >= tgt else " ❌"
+                    L.append(f"| **% of roofline, pio's tokens each between two bandwidth reads in the process** "
+                             f"(pio bench --roofline: median of its {len(ip)} runs' medians; per run: "
+                             + ", ".join(f"{100 * x['share']:.1f}% at {x['membw_gb_per_s']:.1f} GB/s" for x in ip)
+                             + f") | | {100 * c:.1f}{mark} | | pio ≥ {100 * tgt:.0f}% | |")
+                L.append(f"| % of roofline, tg{args.roofline_n}, each run at the bandwidth measured around it "
+                         f"(median of {args.roofline_samples} runs each; membw {min(bws or [0]):.1f}-"
+                         f"{max(bws or [0]):.1f} GB/s) | {fmt_num(a and 100 * a, 1)} | {fmt_num(b and 100 * b, 1)}"
+                         f" | {fmt_num(ratio(b, a))} | | |")
+                for e, sh_ in (("llama.cpp", sa), ("pio", sb)):
+                    if sh_:
+                        L.append(f"| — {e}'s runs: " + ", ".join(
+                            f"{s['tokens_per_s']:.2f} t/s at {max(s['bw_around']):.1f} GB/s = {100 * x:.0f}%"
+                            for s, x in zip(rf[e]["samples"], sh_)) + " | | | | | |")
             for label, run in ((f"tg{args.n_gen}", pt), (f"tg{args.n_gen}, 1 thread", t1)):
                 if run:
                     a, b = tps(run["llama.cpp"], "tg"), tps(run["pio"], "tg")
+                    target = f"pio ≥ {100 * tgt:.0f}%" if run is pt and not rf else ""
                     L.append(f"| % of roofline, {label} ({roof:.2f} t/s) | {fmt_num(a and 100 * a / roof, 1)} | "
-                             f"{fmt_num(b and 100 * b / roof, 1)} | | pio ≥ {100 * tgt:.0f}% | |")
+                             f"{fmt_num(b and 100 * b / roof, 1)} | | {target} | |")
                     la, lb = local_bw(run["llama.cpp"]), local_bw(run["pio"])
                     if la and lb:
                         L.append(f"| % of roofline, {label}, bandwidth around each run ({la:.1f} / {lb:.1f} GB/s) | "
@@ -544,7 +623,7 @@ def make_report(args, env, bw, bandwidth, runs):
                          f"weights) of {wb_model / 1e9:.3f} GB (llama.cpp's model size for this GGUF)")
             else:
                 L.append(f"\nweights: {wb / 1e9:.3f} GB per token (llama.cpp's model size for this GGUF)")
-        errors = [(run["test"], e, run[e]["error"]) for run in (pt, t1, td) if run
+        errors = [(run["test"], e, run[e]["error"]) for run in (pt, t1, td, rf) if run
                   for e in ("llama.cpp", "pio") if "error" in run[e]]
         for test, eng, msg in errors:
             L.append(f"- {test}: {eng} failed: {msg}")

@@ -25,7 +25,15 @@
  * as llama.cpp's do. Bandwidth: weight_bytes x tg tokens/s is the rate at
  * which the weights stream from memory if every token reads them all once
  * (true for a dense model whose lm_head is its tied embedding).
+ *
+ * Roofline (--roofline): after the tests, -n more tokens are generated one
+ * at a time with a read of a 512 MiB buffer by -t threads (bench_membw.c)
+ * before the first and after every token. Token i's share of the roofline is
+ * its read rate (weights + the KV rows it attends over, / its seconds) over
+ * the better of the two passes around it; the median share is reported.
+ * The probe runs after the peak RSS is taken, so its buffer is not counted.
  */
+#include "cli/bench_membw.h"
 #include "cli/cli.h"
 #include "cli/options.h"
 #include "common/cpu.h"
@@ -43,6 +51,7 @@
 #include <unistd.h>
 
 #define BENCH_WARMUP_TOKENS 16
+#define BENCH_MEMBW_BYTES ((size_t)512 << 20)   /* 16x a 32 MiB L3 */
 
 typedef struct bench_opts {
     cli_model_opts mo;         /* -m, -t, -c, --dtype, --plugin-dir */
@@ -51,8 +60,18 @@ typedef struct bench_opts {
     long depth;                /* -d/--depth */
     long reps;                 /* -r */
     unsigned long long seed;   /* --seed */
-    bool json, warmup;
+    bool json, warmup, roofline;
 } bench_opts;
+
+/* The --roofline phase: medians over its tokens. */
+typedef struct bench_roofline {
+    int n;                     /* tokens measured (0 = not run) */
+    double share;              /* median of read rate / bandwidth around the token */
+    double share_lo, share_hi; /* the quartiles of those shares */
+    double read_gb_s;          /* median read rate of the tokens, GB/s */
+    double bw_gb_s;            /* median bandwidth of the passes, GB/s */
+    double bw_min_gb_s, bw_max_gb_s;
+} bench_roofline;
 
 /* Per-test samples (seconds) and their statistics (tokens/s). */
 typedef struct bench_stats {
@@ -77,6 +96,11 @@ static void bench_usage(FILE *f)
                "      --seed N          seed of the random token ids (default 42)\n"
                "      --no-warmup       skip the warmup forward\n"
                "      --json            print one JSON object instead of the table\n"
+               "      --roofline        after the tests, generate -n more tokens with a DRAM read\n"
+               "                        pass (512 MiB, -t threads) around each, and report the\n"
+               "                        median share of the bandwidth that the tokens' reads\n"
+               "                        (all weights + KV) used (dense models: MoE tokens read\n"
+               "                        only their experts)\n"
                CLI_MODEL_OPTS_HELP
                "                        (-c defaults to depth + p + n here)\n"
                "  -h, --help            this help\n");
@@ -214,6 +238,8 @@ static int bench_parse(bench_opts *o, int argc, char **argv)
             o->json = true;
         } else if (!strcmp(a, "--no-warmup")) {
             o->warmup = false;
+        } else if (!strcmp(a, "--roofline")) {
+            o->roofline = true;
         } else if (!strcmp(a, "-p") || !strcmp(a, "--n-prompt")) {
             if (!has_val)
                 goto need_value;
@@ -253,6 +279,10 @@ need_value:
     }
     if (o->n_prompt == 0 && o->n_gen == 0) {
         fprintf(stderr, "pio bench: nothing to measure (-p 0 and -n 0)\n");
+        return 2;
+    }
+    if (o->roofline && o->n_gen == 0) {
+        fprintf(stderr, "pio bench: --roofline measures generated tokens: it needs -n > 0\n");
         return 2;
     }
     return 0;
@@ -308,6 +338,65 @@ static void print_row(const char *model, const char *dtype, double gib, double b
            model, dtype, gib, bparams, threads, test, s->median, s->sd, s->min, s->max);
 }
 
+/* Quartile q (0..1) of v[0..n) sorted in place (nearest rank). */
+static double quartile(double *v, int n, double q)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return v[(int)(q * (n - 1) + 0.5)];
+}
+
+/*
+ * The --roofline phase: n tokens at positions depth.., each timed between
+ * two bandwidth passes. Bytes read by the token at position p: the weights
+ * plus p + 1 K and V rows of every KV layer.
+ */
+static pio_status bench_roofline_run(pio_engine *e, bench_bufs *b, const bench_opts *o, int n_threads,
+                                     bench_roofline *out)
+{
+    const pio_model_info *mi = pio_engine_model_info(e);
+    double kv_row = (double)mi->kv_layers * (mi->kv_k_dim + mi->kv_v_dim) *
+                    (o->mo.kv_type && !strcmp(o->mo.kv_type, "f32") ? 4 : 2);
+    int n = (int)o->n_gen, i;
+    double *bw = malloc((size_t)(n + 1) * sizeof *bw), *share = malloc((size_t)n * sizeof *share);
+    double *rate = malloc((size_t)n * sizeof *rate);
+    bench_membw *m = NULL;
+    pio_status st = PIO_STATUS_OK;
+
+    if (!bw || !share || !rate || !(m = bench_membw_new(n_threads, BENCH_MEMBW_BYTES))) {
+        st = pio_error(PIO_STATUS_ERR_NOMEM, "no memory or threads for the bandwidth probe");
+        goto out;
+    }
+    if (o->depth == 0)
+        pio_engine_seq_reset(e, 0);
+    bench_membw_pass(m);   /* warm the readers (first-touch of their stacks, wake-up paths) */
+    bw[0] = bench_membw_pass(m);
+    for (i = 0; i < n; i++) {
+        double t0 = now_seconds(), sec, bytes;
+        st = bench_forward(e, b, (int)o->depth + i, 1);
+        if (st)
+            goto out;
+        sec = now_seconds() - t0;
+        bw[i + 1] = bench_membw_pass(m);
+        bytes = (double)mi->weight_bytes + kv_row * (double)(o->depth + i + 1);
+        rate[i] = bytes / sec;
+        share[i] = rate[i] / (bw[i] > bw[i + 1] ? bw[i] : bw[i + 1]);
+    }
+    out->n = n;
+    out->share_lo = quartile(share, n, 0.25);
+    out->share = quartile(share, n, 0.5);
+    out->share_hi = quartile(share, n, 0.75);
+    out->read_gb_s = quartile(rate, n, 0.5) / 1e9;
+    out->bw_min_gb_s = quartile(bw, n + 1, 0.0) / 1e9;
+    out->bw_gb_s = quartile(bw, n + 1, 0.5) / 1e9;
+    out->bw_max_gb_s = quartile(bw, n + 1, 1.0) / 1e9;
+out:
+    bench_membw_free(m);
+    free(bw);
+    free(share);
+    free(rate);
+    return st;
+}
+
 int pio_cmd_bench(int argc, char **argv)
 {
     bench_opts o;
@@ -315,6 +404,7 @@ int pio_cmd_bench(int argc, char **argv)
     const pio_model_info *mi;
     bench_bufs b = { 0 };
     bench_stats pp = { 0 }, tg = { 0 };
+    bench_roofline roof = { 0 };
     double t0, load_s;
     long long rss, hwm, cur;
     int n_threads, n_ctx, rep, i, rc = 1, max_batch;
@@ -424,6 +514,13 @@ int pio_cmd_bench(int argc, char **argv)
     rss = maxrss_bytes();
     hwm = proc_status_bytes("VmHWM");
     cur = proc_status_bytes("VmRSS");
+    if (o.roofline) {
+        if (!o.json)
+            fprintf(stderr, "pio bench: roofline: %ld tokens, each between two bandwidth passes\n", o.n_gen);
+        st = bench_roofline_run(e, &b, &o, n_threads, &roof);
+        if (st)
+            goto fail;
+    }
 
     model_name = o.mo.model ? o.mo.model : "demo";
     if (strrchr(model_name, '/') && strrchr(model_name, '/')[1])
@@ -464,6 +561,18 @@ int pio_cmd_bench(int argc, char **argv)
             cJSON_AddNumberToObject(t, "weight_gb_per_s", (double)mi->weight_bytes * tg.median / 1e9);
             cJSON_AddItemToObject(j, "tg", t);
         }
+        if (roof.n) {
+            cJSON *r = cJSON_AddObjectToObject(j, "roofline");
+            cJSON_AddNumberToObject(r, "tokens", roof.n);
+            cJSON_AddNumberToObject(r, "share", roof.share);
+            cJSON_AddNumberToObject(r, "share_q1", roof.share_lo);
+            cJSON_AddNumberToObject(r, "share_q3", roof.share_hi);
+            cJSON_AddNumberToObject(r, "read_gb_per_s", roof.read_gb_s);
+            cJSON_AddNumberToObject(r, "membw_gb_per_s", roof.bw_gb_s);
+            cJSON_AddNumberToObject(r, "membw_min_gb_per_s", roof.bw_min_gb_s);
+            cJSON_AddNumberToObject(r, "membw_max_gb_per_s", roof.bw_max_gb_s);
+            cJSON_AddNumberToObject(r, "membw_bytes", (double)BENCH_MEMBW_BYTES);
+        }
         cJSON_AddNumberToObject(j, "peak_rss_bytes", (double)rss);
         cJSON_AddNumberToObject(j, "vm_hwm_bytes", (double)hwm);
         cJSON_AddNumberToObject(j, "vm_rss_bytes", (double)cur);
@@ -495,6 +604,11 @@ int pio_cmd_bench(int argc, char **argv)
                    (double)mi->weight_bytes * tg.median / 1e9);
         printf("peak RSS: %.1f MB (ru_maxrss), VmHWM %.1f MB, VmRSS now %.1f MB\n", (double)rss / 1e6,
                (double)hwm / 1e6, (double)cur / 1e6);
+        if (roof.n)
+            printf("roofline: %.1f%% (quartiles %.1f .. %.1f%%) of the DRAM read bandwidth around each of %d "
+                   "tokens; tokens read %.2f GB/s, bandwidth %.1f GB/s (%.1f .. %.1f)\n",
+                   100 * roof.share, 100 * roof.share_lo, 100 * roof.share_hi, roof.n, roof.read_gb_s,
+                   roof.bw_gb_s, roof.bw_min_gb_s, roof.bw_max_gb_s);
     }
     rc = 0;
     goto out;

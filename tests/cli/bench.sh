@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # bench.sh - smoke test of `pio bench` on a tiny fixture model:
-# the table, the JSON object, --depth, and the usage errors.
+# the table, the JSON object, --depth, --roofline, and the usage errors.
 # ctest runs it with env PIO=<pio binary>; by hand:
 #   PIO=build/pio bash tests/cli/bench.sh
 set -u
@@ -35,6 +35,21 @@ assert d[\"tg\"][\"weight_gb_per_s\"] > 0 and d[\"peak_rss_bytes\"] > 0 and d[\"
 
 js=$("$PIO" bench -m "$M" -p 0 -n 3 -r 1 --json 2>/dev/null)
 check "json: -p 0 skips pp" 'python3 -c "import json,sys; d=json.loads(sys.argv[1]); assert \"pp\" not in d and \"tg\" in d" "$js"'
+
+js=$("$PIO" bench -m "$M" -p 0 -n 5 -r 1 -t 2 --roofline --json 2>/dev/null); rc=$?
+check "roofline: exit 0" '[ $rc -eq 0 ]'
+check "roofline: fields" 'python3 -c "
+import json, sys
+r = json.loads(sys.argv[1])[\"roofline\"]
+assert r[\"tokens\"] == 5 and r[\"membw_bytes\"] == 512 << 20, r
+assert 0 < r[\"share_q1\"] <= r[\"share\"] <= r[\"share_q3\"], r
+assert 0 < r[\"membw_min_gb_per_s\"] <= r[\"membw_gb_per_s\"] <= r[\"membw_max_gb_per_s\"], r
+assert r[\"read_gb_per_s\"] > 0, r
+" "$js"'
+out=$("$PIO" bench -m "$M" -p 0 -n 2 -r 1 -t 1 --roofline 2>/dev/null)
+check "roofline: table line" 'grep -q "^roofline: .* of the DRAM read bandwidth around each of 2 tokens" <<<"$out"'
+"$PIO" bench -m "$M" -p 4 -n 0 --roofline >/dev/null 2>&1; rc=$?
+check "usage: --roofline without tokens -> 2" '[ $rc -eq 2 ]'
 
 "$PIO" bench -m "$M" -p 0 -n 0 >/dev/null 2>&1; rc=$?
 check "usage: nothing to measure -> 2" '[ $rc -eq 2 ]'

@@ -1,0 +1,149 @@
+/*
+ * bench_membw.c - DRAM read bandwidth between decode tokens (see
+ * bench_membw.h). The reader is benchmarks/membw.c's: eight independent
+ * 64-bit sums over a contiguous slice, loads only, as weight streaming in
+ * decode. Readers are plain pthreads parked on a barrier between passes, so
+ * they use no CPU while the engine's own pool decodes.
+ */
+#include "cli/bench_membw.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define MEMBW_MAX_THREADS 256
+
+struct bench_membw {
+    uint64_t *buf;
+    size_t words;
+    int n_threads;                    /* readers running */
+    pthread_mutex_t mu;               /* guards gen, pending, quit */
+    pthread_cond_t go, done;
+    unsigned gen;                     /* pass number: readers start when it moves */
+    int pending;                      /* readers still in the pass */
+    bool quit;
+    pthread_t th[MEMBW_MAX_THREADS];
+    struct membw_reader {
+        bench_membw *m;
+        size_t a, b;                  /* its slice of buf, in words */
+        double t0, t1;                /* this reader's pass, own clock */
+        uint64_t sum;                 /* kept so the loads are not optimized away */
+    } rd[MEMBW_MAX_THREADS];
+};
+
+static double membw_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void *membw_reader_main(void *arg)
+{
+    struct membw_reader *r = arg;
+    bench_membw *m = r->m;
+    unsigned seen = 0;
+    for (;;) {
+        uint64_t s[8] = { 0 };
+        size_t i;
+        bool quit;
+        int k;
+        pthread_mutex_lock(&m->mu);
+        while (m->gen == seen && !m->quit)
+            pthread_cond_wait(&m->go, &m->mu);
+        seen = m->gen;
+        quit = m->quit;
+        pthread_mutex_unlock(&m->mu);
+        if (quit)
+            return NULL;
+        r->t0 = membw_now();
+        for (i = r->a; i + 8 <= r->b; i += 8)
+            for (k = 0; k < 8; k++)
+                s[k] += m->buf[i + k];
+        r->t1 = membw_now();
+        r->sum += s[0] + s[1] + s[2] + s[3] + s[4] + s[5] + s[6] + s[7];
+        pthread_mutex_lock(&m->mu);
+        if (--m->pending == 0)
+            pthread_cond_signal(&m->done);
+        pthread_mutex_unlock(&m->mu);
+    }
+}
+
+bench_membw *bench_membw_new(int n_threads, size_t bytes)
+{
+    bench_membw *m;
+    size_t i;
+    int t;
+
+    if (n_threads < 1 || n_threads > MEMBW_MAX_THREADS || bytes < 64 * (size_t)n_threads) {
+        fprintf(stderr, "pio bench: bandwidth probe: bad thread count %d or size %zu\n", n_threads, bytes);
+        return NULL;
+    }
+    m = calloc(1, sizeof *m);
+    if (!m || !(m->buf = malloc(bytes))) {
+        fprintf(stderr, "pio bench: bandwidth probe: out of memory for %zu MB\n", bytes >> 20);
+        free(m);
+        return NULL;
+    }
+    m->words = bytes / 64 * 8;   /* whole 64-byte lines: each slice is a multiple of 8 words */
+    m->n_threads = n_threads;
+    for (i = 0; i < m->words; i++)   /* fault every page in: the passes read RAM, not the zero page */
+        m->buf[i] = i * 0x9e3779b97f4a7c15ull;
+    pthread_mutex_init(&m->mu, NULL);
+    pthread_cond_init(&m->go, NULL);
+    pthread_cond_init(&m->done, NULL);
+    for (t = 0; t < n_threads; t++) {
+        m->rd[t] = (struct membw_reader){ .m = m, .a = m->words / 8 * (size_t)t / (size_t)n_threads * 8,
+                                          .b = m->words / 8 * (size_t)(t + 1) / (size_t)n_threads * 8 };
+        if (pthread_create(&m->th[t], NULL, membw_reader_main, &m->rd[t])) {
+            fprintf(stderr, "pio bench: bandwidth probe: cannot start reader thread %d\n", t);
+            m->n_threads = t;   /* bench_membw_free joins the ones that started */
+            bench_membw_free(m);
+            return NULL;
+        }
+    }
+    return m;
+}
+
+double bench_membw_pass(bench_membw *m)
+{
+    double t0, t1;
+    int t;
+    pthread_mutex_lock(&m->mu);
+    m->pending = m->n_threads;
+    m->gen++;
+    pthread_cond_broadcast(&m->go);
+    while (m->pending > 0)
+        pthread_cond_wait(&m->done, &m->mu);
+    pthread_mutex_unlock(&m->mu);
+    /* first start to last end, on the readers' clocks: the wake-ups are not the memory's time */
+    t0 = m->rd[0].t0;
+    t1 = m->rd[0].t1;
+    for (t = 1; t < m->n_threads; t++) {
+        t0 = m->rd[t].t0 < t0 ? m->rd[t].t0 : t0;
+        t1 = m->rd[t].t1 > t1 ? m->rd[t].t1 : t1;
+    }
+    return (double)(m->words * sizeof *m->buf) / (t1 - t0);
+}
+
+void bench_membw_free(bench_membw *m)
+{
+    int t;
+    if (!m)
+        return;
+    pthread_mutex_lock(&m->mu);
+    m->quit = true;
+    pthread_cond_broadcast(&m->go);
+    pthread_mutex_unlock(&m->mu);
+    for (t = 0; t < m->n_threads; t++)
+        pthread_join(m->th[t], NULL);
+    pthread_cond_destroy(&m->go);
+    pthread_cond_destroy(&m->done);
+    pthread_mutex_destroy(&m->mu);
+    free(m->buf);
+    free(m);
+}
