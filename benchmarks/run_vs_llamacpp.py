@@ -441,9 +441,7 @@ def main():
             for engine, cmd, kind in order:
                 log(f"[{fmt} {test}] {engine}")
                 load = os.getloadavg()[0]
-                bw_before = membw(work, args.threads)["best_gb_per_s"]
-                r = run_engine(cmd, args.timeout, kind)
-                r["bw_around"] = [bw_before, membw(work, args.threads)["best_gb_per_s"]]
+                r = run_between_membw(work, args, cmd, kind)
                 r["command"] = " ".join(shlex.quote(show(c)) for c in cmd)
                 r["load_before"] = load
                 res[engine] = r
@@ -470,6 +468,14 @@ def main():
     return 0
 
 
+def run_between_membw(work, args, cmd, kind):
+    """run_engine, with membw measured right before and after (r["bw_around"])."""
+    before = membw(work, args.threads)["best_gb_per_s"]
+    r = run_engine(cmd, args.timeout, kind)
+    r["bw_around"] = [before, membw(work, args.threads)["best_gb_per_s"]]
+    return r
+
+
 def roofline_samples(work, args, order):
     """The roofline test: --roofline-samples decode runs of each engine,
     alternating which goes first, each between two membw measurements, so
@@ -479,9 +485,8 @@ def roofline_samples(work, args, order):
     for i in range(args.roofline_samples):
         for engine, cmd, kind in (order if i % 2 == 0 else order[::-1]):
             log(f"  roofline sample {i + 1}/{args.roofline_samples}: {engine}")
-            before = membw(work, args.threads)["best_gb_per_s"]
-            r = run_engine(cmd, args.timeout, kind)
-            after = membw(work, args.threads)["best_gb_per_s"]
+            r = run_between_membw(work, args, cmd, kind)
+            before, after = r["bw_around"]
             if "error" in r:
                 out[engine]["error"] = r["error"]
                 log(f"  error: {r['error']}")
@@ -503,7 +508,7 @@ def roofline_shares(run, wb):
     """Each sample's share of the roofline at the better bandwidth around it."""
     if not run or "error" in run:
         return []
-    return [s["tokens_per_s"] * wb / (max(s["bw_around"]) * 1e9) for s in run.get("samples", [])]
+    return [s["tokens_per_s"] * wb / (local_bw(s) * 1e9) for s in run.get("samples", [])]
 
 
 def make_report(args, env, bw, bandwidth, runs):
@@ -582,7 +587,7 @@ def make_report(args, env, bw, bandwidth, runs):
                 sa, sb = roofline_shares(rf["llama.cpp"], wb), roofline_shares(rf["pio"], wb)
                 a = statistics.median(sa) if sa else None
                 b = statistics.median(sb) if sb else None
-                bws = [max(s["bw_around"]) for e in ("llama.cpp", "pio") for s in rf[e].get("samples", [])]
+                bws = [local_bw(s) for e in ("llama.cpp", "pio") for s in rf[e].get("samples", [])]
                 ip = [s["in_process"] for s in rf["pio"].get("samples", []) if s.get("in_process")]
                 if ip:
                     c = statistics.median(x["share"] for x in ip)
@@ -598,7 +603,7 @@ def make_report(args, env, bw, bandwidth, runs):
                 for e, sh_ in (("llama.cpp", sa), ("pio", sb)):
                     if sh_:
                         L.append(f"| — {e}'s runs: " + ", ".join(
-                            f"{s['tokens_per_s']:.2f} t/s at {max(s['bw_around']):.1f} GB/s = {100 * x:.0f}%"
+                            f"{s['tokens_per_s']:.2f} t/s at {local_bw(s):.1f} GB/s = {100 * x:.0f}%"
                             for s, x in zip(rf[e]["samples"], sh_)) + " | | | | | |")
             for label, run in ((f"tg{args.n_gen}", pt), (f"tg{args.n_gen}, 1 thread", t1)):
                 if run:
@@ -643,7 +648,8 @@ def make_report(args, env, bw, bandwidth, runs):
 
 
 def local_bw(run):
-    """Best bandwidth (GB/s) measured right before / after an engine run, or None."""
+    """Best bandwidth (GB/s) measured right before / after an engine run (or a
+    roofline sample), or None."""
     bw = run.get("bw_around")
     return max(bw) if bw else None
 

@@ -1,8 +1,9 @@
 /*
  * bench_membw.c - DRAM read bandwidth between decode tokens (see
  * bench_membw.h). Each reader sums a contiguous slice of 64-bit words,
- * loads only, as weight streaming in decode (benchmarks/membw.c's method). Readers are plain pthreads parked on a barrier between passes, so
- * they use no CPU while the engine's own pool decodes.
+ * loads only, as weight streaming in decode (benchmarks/membw.c's method).
+ * Readers are plain pthreads asleep on a condition variable between passes,
+ * so they use no CPU while the engine's own pool decodes.
  */
 #include "cli/bench_membw.h"
 

@@ -338,10 +338,9 @@ static void print_row(const char *model, const char *dtype, double gib, double b
            model, dtype, gib, bparams, threads, test, s->median, s->sd, s->min, s->max);
 }
 
-/* Quartile q (0..1) of v[0..n) sorted in place (nearest rank). */
-static double quartile(double *v, int n, double q)
+/* Quantile q (0..1) of the sorted v[0..n) (nearest rank). */
+static double quantile(const double *v, int n, double q)
 {
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
     return v[(int)(q * (n - 1) + 0.5)];
 }
 
@@ -354,8 +353,9 @@ static pio_status bench_roofline_run(pio_engine *e, bench_bufs *b, const bench_o
                                      bench_roofline *out)
 {
     const pio_model_info *mi = pio_engine_model_info(e);
-    double kv_row = (double)mi->kv_layers * (mi->kv_k_dim + mi->kv_v_dim) *
-                    (o->mo.kv_type && !strcmp(o->mo.kv_type, "f32") ? 4 : 2);
+    const pio_kv *kv = pio_engine_kv(e);
+    /* K and V row bytes of one position over all layers, in the cache's own element type */
+    double kv_row = (double)mi->kv_layers * (kv->k_dim + kv->v_dim) * (double)pio_dtype_size(kv->dtype);
     int n = (int)o->n_gen, i;
     double *bw = malloc((size_t)(n + 1) * sizeof *bw), *share = malloc((size_t)n * sizeof *share);
     double *rate = malloc((size_t)n * sizeof *rate);
@@ -381,14 +381,17 @@ static pio_status bench_roofline_run(pio_engine *e, bench_bufs *b, const bench_o
         rate[i] = bytes / sec;
         share[i] = rate[i] / (bw[i] > bw[i + 1] ? bw[i] : bw[i + 1]);
     }
+    qsort(share, (size_t)n, sizeof *share, cmp_double);
+    qsort(rate, (size_t)n, sizeof *rate, cmp_double);
+    qsort(bw, (size_t)n + 1, sizeof *bw, cmp_double);
     out->n = n;
-    out->share_lo = quartile(share, n, 0.25);
-    out->share = quartile(share, n, 0.5);
-    out->share_hi = quartile(share, n, 0.75);
-    out->read_gb_s = quartile(rate, n, 0.5) / 1e9;
-    out->bw_min_gb_s = quartile(bw, n + 1, 0.0) / 1e9;
-    out->bw_gb_s = quartile(bw, n + 1, 0.5) / 1e9;
-    out->bw_max_gb_s = quartile(bw, n + 1, 1.0) / 1e9;
+    out->share_lo = quantile(share, n, 0.25);
+    out->share = quantile(share, n, 0.5);
+    out->share_hi = quantile(share, n, 0.75);
+    out->read_gb_s = quantile(rate, n, 0.5) / 1e9;
+    out->bw_min_gb_s = bw[0] / 1e9;
+    out->bw_gb_s = quantile(bw, n + 1, 0.5) / 1e9;
+    out->bw_max_gb_s = bw[n] / 1e9;
 out:
     bench_membw_free(m);
     free(bw);
