@@ -1284,11 +1284,11 @@ AI void q6kx8_micro(int G, int T, int64_t k, const uint8_t *w, size_t gs, const 
  * apart, which they follow badly, and the software prefetch recovers only
  * part of that. Measured on a Zen 4 VM, Qwen3-4B decode, in-process roofline
  * share (pio bench --roofline), alternated runs at the same bandwidth:
- *   Q4_0   2 threads 86.4% -> 93.7%, 1 thread 79.2% -> 94.0%: STREAM1;
- *   Q8_0   no change either way (87-92%): kept on 16 rows, whose
- *          activation loads are shared;
- *   Q4_K_M 86.7% -> 69.3%: the K-quant tiles are compute-bound, and one
- *          group per call doubles their per-block scale work.
+ *   Q4_0   2 threads 86.4% -> 93.7%, 1 thread 79.2% -> 94.0%;
+ *   Q8_0   (PIO_CPU=avx2) 2 threads 88.6% -> 96.7%, and 68-71% -> 92.5%
+ *          when the VM's memory ran at ~58 GB/s;
+ *   Q4_K_M 86.7% -> 69.3%, so the K-quant tiles keep two groups: they are
+ *          compute-bound, and one group per call doubles their scale work.
  */
 #define X8_TILE(name, fn, STREAM1)                                                         \
     static void name(TILE_ARGS)                                                            \
@@ -1309,7 +1309,7 @@ AI void q6kx8_micro(int G, int T, int64_t k, const uint8_t *w, size_t gs, const 
     }
 
 X8_TILE(tile_q4_0_x8_avx2, q4x8_micro, true)
-X8_TILE(tile_q8_0_x8_avx2, q8x8_micro, false)
+X8_TILE(tile_q8_0_x8_avx2, q8x8_micro, true)
 X8_TILE(tile_q4_K_x8_avx2, q4kx8_micro, false)
 X8_TILE(tile_q6_K_x8_avx2, q6kx8_micro, false)
 

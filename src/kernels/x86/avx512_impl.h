@@ -222,7 +222,7 @@ AI void q4_0_step(int R, int T, bool two, const uint8_t *w, size_t ws, const uin
 
 PAIR_MICRO(q8_0_micro, q8_0_step)
 PAIR_MICRO(q4_0_micro, q4_0_step)
-static void tile_q8_0(TILE_ARGS) { TILE_WALK_PF(q8_0_micro); }
+static void tile_q8_0(TILE_ARGS) { TILE_WALK_STREAM1(q8_0_micro); }
 static void tile_q4_0(TILE_ARGS) { TILE_WALK_PF(q4_0_micro); }
 
 /* ---- Q4_K / Q6_K -------------------------------------------------------------------- */
