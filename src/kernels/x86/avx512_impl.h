@@ -55,18 +55,20 @@ AI void float_micro(pio_dtype dt, int R, int T, int64_t k, const uint8_t *w, siz
     store_tile(R, T, acc, no_extra, y, ldy, accumulate);
 }
 
-#define FLOAT_TILE(dt, DT)                                                                  \
+#define FLOAT_MICRO(dt, DT)                                                                 \
     AI void float_micro_##dt(int R, int T, int64_t k, const uint8_t *w, size_t ws,         \
                              const uint8_t *x, size_t xs, float *y, size_t ldy, bool acc,  \
                              bool pf)                                                      \
     {                                                                                      \
         float_micro(DT, R, T, k, w, ws, x, xs, y, ldy, acc, pf);                           \
-    }                                                                                      \
-    static void tile_##dt(TILE_ARGS) { TILE_WALK_PF(float_micro_##dt); }
+    }
 
-FLOAT_TILE(f32, PIO_DTYPE_F32)
-FLOAT_TILE(f16, PIO_DTYPE_F16)
-FLOAT_TILE(bf16, PIO_DTYPE_BF16)
+FLOAT_MICRO(f32, PIO_DTYPE_F32)
+FLOAT_MICRO(f16, PIO_DTYPE_F16)
+FLOAT_MICRO(bf16, PIO_DTYPE_BF16)
+static void tile_f32(TILE_ARGS) { TILE_WALK_PF(float_micro_f32); }
+static void tile_f16(TILE_ARGS) { TILE_WALK_PF(float_micro_f16); }
+static void tile_bf16(TILE_ARGS) { TILE_WALK_ONE_ROW(float_micro_bf16, true); }
 
 /* ---- Q8_0 / Q4_0: two blocks per zmm ----------------------------------------------- */
 
@@ -222,7 +224,7 @@ AI void q4_0_step(int R, int T, bool two, const uint8_t *w, size_t ws, const uin
 
 PAIR_MICRO(q8_0_micro, q8_0_step)
 PAIR_MICRO(q4_0_micro, q4_0_step)
-static void tile_q8_0(TILE_ARGS) { TILE_WALK_STREAM1(q8_0_micro); }
+static void tile_q8_0(TILE_ARGS) { TILE_WALK_ONE_ROW(q8_0_micro, false); }
 static void tile_q4_0(TILE_ARGS) { TILE_WALK_PF(q4_0_micro); }
 
 /* ---- Q4_K / Q6_K -------------------------------------------------------------------- */

@@ -32,7 +32,7 @@ AI __m128 hsum16x4(__m512 a, __m512 b, __m512 c, __m512 d)
 
 /* Σv summed in hsum16x4's order, ((f0+f1)+(f2+f3)) + ((f4+f5)+(f6+f7)) over
  * fold8's lanes f: a row stored alone then has the same bits as in a group
- * of 4 (TILE_WALK_STREAM1 runs decode one row at a time). */
+ * of 4 (TILE_WALK_ONE_ROW runs decode one row at a time). */
 AI float hsum16_as4(__m512 v)
 {
     __m256 f = fold8(v);
@@ -126,20 +126,21 @@ AI void zero_acc(int R, int T, __m512 acc[4][4])
     } while (0)
 
 /*
- * As TILE_WALK_PF, but one token (decode) runs one row at a time with no
- * software prefetch: a task's rows lie back to back, so they are then read
- * as one sequential stream, which the hardware prefetchers follow best (four
- * rows at a time are four streams a row apart). For tiles whose one-row
- * micro-kernel keeps up with memory: Qwen3-4B Q8_0 decode on a Zen 4 VM, 2
- * threads, in-process roofline share 85.4% -> 93.2% (pio bench
- * --roofline, alternated runs); BF16's one-row float micro-kernel fell to
- * 70% (its conversions are per weight, shared by 4 rows otherwise), so BF16
- * keeps TILE_WALK_PF.
+ * As TILE_WALK_PF, but one token (decode) runs one row at a time: a task's
+ * rows lie back to back, so they are then read as one sequential stream,
+ * which the hardware prefetchers follow best (four rows at a time are four
+ * streams a row apart). PF: keep the software prefetch of the next row.
+ * Qwen3-4B decode on a Zen 4 VM, 2 threads, in-process roofline share (pio
+ * bench --roofline, alternated runs at the same bandwidth):
+ *   Q8_0, PF false: 92.6% -> 96.8% (1 thread 87.7% -> 95.5%);
+ *   BF16, PF true:  88.6% -> 90.8%, higher in each of 5 pairs. Without the
+ *   prefetch BF16 fell to 70%: its one-row micro-kernel converts every
+ *   weight, and the stream alone does not keep enough reads in flight.
  */
-#define TILE_WALK_STREAM1(fn)                                                              \
+#define TILE_WALK_ONE_ROW(fn, PF)                                                          \
     do {                                                                                   \
         if (nt == 1) {                                                                     \
-            const bool pf = false;                                                         \
+            const bool pf = PF;                                                            \
             int r_;                                                                        \
             for (r_ = 0; r_ < nr; r_++)                                                    \
                 MICRO_CALL(fn, 1, 1, r_, 0);                                               \
