@@ -870,8 +870,9 @@ static void tile_q6_K_avx2(TILE_ARGS) { TILE_WALK_PF(Q_MICRO, q6_K_micro); }
  * the nibble offset, then one FMA by d_w·d_x. Lane i is row i, so the 8
  * results are stored without a horizontal sum. A row's sum runs over the
  * blocks in order whatever G and T are (batch invariant). pf: prefetch the
- * same columns of the next two groups (the next micro-kernel), as decode
- * streams W from memory.
+ * same columns of the next two groups (the next micro-kernel), as a decode
+ * of 2-4 tokens streams W from memory (one token runs one group at a time
+ * without it: see X8_TILE).
  */
 AI void q4x8_micro(int G, int T, int64_t k, const uint8_t *w, size_t gs, const uint8_t *x,
                    size_t xs, float *y, size_t ldy, bool accumulate, bool pf)
