@@ -1295,14 +1295,13 @@ AI void q6kx8_micro(int G, int T, int64_t k, const uint8_t *w, size_t gs, const 
     static void name(TILE_ARGS)                                                            \
     {                                                                                      \
         const size_t gs = 8 * w_stride;                                                    \
+        const bool one = STREAM1 && nt == 1, pf = !one && nt <= PF_TOKENS;                \
         int ng = nr / 8, g;                                                                \
-        bool pf = false;                                                                   \
-        if (STREAM1 && nt == 1) {                                                          \
+        if (one) {                                                                         \
             for (g = 0; g < ng; g++)                                                       \
                 X8_CALL(1, 0, fn, 1, g);                                                   \
             return;                                                                        \
         }                                                                                  \
-        pf = nt <= PF_TOKENS;                                                              \
         for (g = 0; g + 2 <= ng; g += 2)                                                   \
             PAIR_TOKENS(X8_CALL, fn, 2, g);                                                \
         if (g < ng)                                                                        \

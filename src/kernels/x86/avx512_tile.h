@@ -30,17 +30,6 @@ AI __m128 hsum16x4(__m512 a, __m512 b, __m512 c, __m512 d)
     return _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps(abcd, 1));
 }
 
-/* Σv summed in hsum16x4's order, ((f0+f1)+(f2+f3)) + ((f4+f5)+(f6+f7)) over
- * fold8's lanes f: a row stored alone then has the same bits as in a group
- * of 4 (TILE_WALK_ONE_ROW runs decode one row at a time). */
-AI float hsum16_as4(__m512 v)
-{
-    __m256 f = fold8(v);
-    __m256 h = _mm256_hadd_ps(f, f);
-    h = _mm256_hadd_ps(h, h);
-    return _mm_cvtss_f32(_mm_add_ss(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1)));
-}
-
 /* Write acc[r][t] (+ extra[t][r]) to y[t*ldy + r] for r < R, t < T. */
 AI void store_tile(int R, int T, __m512 acc[4][4], const float extra[4][4], float *y, size_t ldy,
                    bool accumulate)
@@ -58,7 +47,10 @@ AI void store_tile(int R, int T, __m512 acc[4][4], const float extra[4][4], floa
         } else {
 #pragma GCC unroll 4
             for (r = 0; r < R; r++) {
-                float v = hsum16_as4(acc[r][t]) + extra[t][r];
+                /* hsum16x4's own sum tree: a row stored alone has the same bits as in
+                 * a group of 4 (TILE_WALK_ONE_ROW runs decode one row at a time) */
+                __m512 a = acc[r][t];
+                float v = _mm_cvtss_f32(hsum16x4(a, a, a, a)) + extra[t][r];
                 yt[r] = accumulate ? yt[r] + v : v;
             }
         }
