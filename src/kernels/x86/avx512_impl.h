@@ -418,6 +418,109 @@ AI void q6_K_micro(int R, int T, int64_t k, const uint8_t *w, size_t ws, const u
 static void tile_q4_K(TILE_ARGS) { TILE_WALK_PF(q4_K_micro); }
 static void tile_q6_K(TILE_ARGS) { TILE_WALK_PF(q6_K_micro); }
 
+/* ---- Q8_0_X8 on VNNI: decode and small batches -------------------------------------- */
+#if PIO_VNNI
+/*
+ * One group of 8 rows (quant.h's Q8_0_X8) x T <= 4 tokens, on 8-lane
+ * vpdpbusd (AVX512VL): chunk c of a block column is 4 bytes of each of the 8
+ * rows, made unsigned (w+128) by an xor, against the token's activation
+ * dword c broadcast from memory. Two chains (even and odd chunks) are added
+ * and 128·Σx taken out in int32, which gives each row's Σwx exactly - the
+ * AVX2 level's q8x8_micro's integer - and the block is applied with the same
+ * FMA in the same order, so a row's result has the same bits whatever T is
+ * and at either level. Lane i is row i: no horizontal sums, and no shuffles
+ * (a 16-lane form needs a lane-crossing permute of x per pair of chunks,
+ * which ran slower for 2-4 tokens).
+ */
+AI void q8x8_vnni_micro(int T, int64_t k, const uint8_t *w, const uint8_t *x, size_t xs, float *y,
+                        size_t ldy, bool accumulate, size_t pf_ahead)
+{
+    const __m256i bias = _mm256_set1_epi8((char)0x80);
+    const int64_t nb = k / 32;
+    __m256 acc[4];
+    int64_t b;
+    int t, c;
+
+#pragma GCC unroll 4
+    for (t = 0; t < T; t++)
+        acc[t] = _mm256_setzero_ps();
+    for (b = 0; b < nb; b++) {
+        const uint8_t *blk = w + (size_t)b * sizeof(pio_block_q8_0x8);
+        const size_t xoff = (size_t)(b >> 3) * PIO_ACT_Q8_GROUP_BYTES;
+        const int j = (int)(b & 7);
+        __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)blk));
+        __m256i wu[8];
+        if (pf_ahead)                 /* the column pf_ahead bytes on: 272 B, 5 lines */
+            for (c = 0; c < 5; c++)
+                _mm_prefetch((const char *)blk + pf_ahead + 64 * c, _MM_HINT_T0);
+#pragma GCC unroll 8
+        for (c = 0; c < 8; c++)
+            wu[c] = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(blk + 16 + 32 * c)), bias);
+#pragma GCC unroll 4
+        for (t = 0; t < T; t++) {
+            const uint8_t *g = x + (size_t)t * xs + xoff;
+            __m256i even = _mm256_setzero_si256(), odd = _mm256_setzero_si256(), q;
+            int32_t sx;
+#pragma GCC unroll 4
+            for (c = 0; c < 8; c += 2) {
+                int32_t x0, x1;
+                memcpy(&x0, g + 32 * j + 4 * c, 4);
+                memcpy(&x1, g + 32 * j + 4 * c + 4, 4);
+                even = _mm256_dpbusd_epi32(even, wu[c], _mm256_set1_epi32(x0));
+                odd = _mm256_dpbusd_epi32(odd, wu[c + 1], _mm256_set1_epi32(x1));
+            }
+            memcpy(&sx, g + 288 + 4 * j, 4);
+            q = _mm256_sub_epi32(_mm256_add_epi32(even, odd), _mm256_set1_epi32(128 * sx));
+            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(q),
+                                     _mm256_mul_ps(dw, _mm256_broadcast_ss((const float *)(g + 256) + j)), acc[t]);
+        }
+    }
+#pragma GCC unroll 4
+    for (t = 0; t < T; t++) {
+        float *yt = y + (size_t)t * ldy;
+        __m256 v = acc[t];
+        if (accumulate)
+            v = _mm256_add_ps(v, _mm256_loadu_ps(yt));
+        _mm256_storeu_ps(yt, v);
+    }
+}
+
+/*
+ * nr a multiple of 8. Groups one after another, each with its tokens in
+ * fours, so a task reads its rows as one sequential stream (see
+ * TILE_WALK_ONE_ROW) and the tokens after the first four reuse a group's
+ * weights from cache. From 3 tokens on, the micro-kernel's longer loop
+ * keeps too few reads in flight, and a software prefetch 16 block columns
+ * (~4 KB) ahead in the stream makes up for it. kernels_bench --hot, the
+ * Qwen3-4B shapes, 1 thread, GMAC/s without and with it: 4 tokens 39-52 ->
+ * 64-82, 8 tokens 53-57 -> 75-81; 2 tokens ran slower with it (first shape
+ * 63 -> 50-53), and so did one token on the row-major tile (see
+ * TILE_WALK_ONE_ROW).
+ */
+#define Q8X8_PF_COLUMNS 16
+#define Q8X8_CALL(T)                                                                       \
+    q8x8_vnni_micro(T, k, wg, (const uint8_t *)x + (size_t)t * x_stride, x_stride,         \
+                    y + (size_t)t * ldy + 8 * (size_t)g, ldy, accumulate, pf)
+
+static void tile_q8_0_x8(TILE_ARGS)
+{
+    const size_t gs = 8 * w_stride;
+    const size_t pf = nt >= 3 ? Q8X8_PF_COLUMNS * sizeof(pio_block_q8_0x8) : 0;
+    int ng = nr / 8, g, t;
+    for (g = 0; g < ng; g++) {
+        const uint8_t *wg = (const uint8_t *)w + (size_t)g * gs;
+        for (t = 0; t + 4 <= nt; t += 4)
+            Q8X8_CALL(4);
+        switch (nt - t) {
+        case 3: Q8X8_CALL(3); break;
+        case 2: Q8X8_CALL(2); break;
+        case 1: Q8X8_CALL(1); break;
+        default: break;
+        }
+    }
+}
+#endif
+
 /* ---- VNNI prefill: packed Q8_0 / Q4_0 panels ------------------------------------------- */
 #if PIO_VNNI
 /*
@@ -512,6 +615,44 @@ static void pack_q4_0_x8(void *dst, const void *w, size_t ws, int nr, int64_t k)
                     _mm256_storeu_si256((__m256i *)(o + 64 * c + 32 * h), _mm256_and_si256(v, m4));
                     _mm256_storeu_si256((__m256i *)(o + 64 * (c + 4) + 32 * h),
                                         _mm256_and_si256(_mm256_srli_epi16(v, 4), m4));
+                }
+            }
+            memcpy(o + 512, d, sizeof d);
+        }
+    }
+}
+
+/*
+ * The same Q8_0 panel from the Q8_0_X8 layout (quant.h), which decode runs
+ * on: there chunk c of a block column is 32 bytes, bytes 4c..4c+3 of each of
+ * 8 rows, so a panel chunk row is two X8 chunks side by side, made unsigned
+ * (w+128). The 8 rows' f16 scales open the column. Rows come in whole groups
+ * of 8; a missing second group is padding (w = 0, d = 0) as in pack_q.
+ */
+static void pack_q8_0_x8(void *dst, const void *w, size_t ws, int nr, int64_t k)
+{
+    const int64_t nb = k / 32;
+    const size_t col = PIO_X8_ROWS * sizeof(pio_block_q8_0);
+    const __m256i bias = _mm256_set1_epi8((char)0x80);
+    int ng = (nr + 15) / 16, g, h, c;
+    int64_t b;
+    for (g = 0; g < ng; g++) {
+        for (b = 0; b < nb; b++) {
+            uint8_t *o = (uint8_t *)dst + ((size_t)g * (size_t)nb + (size_t)b) * PK_BLOCK;
+            float d[16];
+            for (h = 0; h < 2; h++) {
+                int r0 = 16 * g + 8 * h;
+                const uint8_t *gc = (const uint8_t *)w + (size_t)r0 * ws + (size_t)b * col;
+                if (r0 >= nr) {                             /* padding rows */
+                    memset(d + 8 * h, 0, 8 * sizeof(float));
+                    for (c = 0; c < 8; c++)
+                        _mm256_storeu_si256((__m256i *)(o + 64 * c + 32 * h), bias);
+                    continue;
+                }
+                _mm256_storeu_ps(d + 8 * h, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)gc)));
+                for (c = 0; c < 8; c++) {
+                    __m256i v = _mm256_loadu_si256((const __m256i *)(gc + 16 + 32 * c));
+                    _mm256_storeu_si256((__m256i *)(o + 64 * c + 32 * h), _mm256_xor_si256(v, bias));
                 }
             }
             memcpy(o + 512, d, sizeof d);
@@ -857,6 +998,10 @@ static void init_packed(pio_kernels *kt)
     kt->pack_size[PIO_DTYPE_Q4_0_X8] = pack_size_q;
     kt->pack[PIO_DTYPE_Q4_0_X8] = pack_q4_0_x8;
     kt->tile_packed[PIO_DTYPE_Q4_0_X8] = tile_packed_q4_0;
+    kt->tile[PIO_DTYPE_Q8_0_X8] = tile_q8_0_x8;
+    kt->pack_size[PIO_DTYPE_Q8_0_X8] = pack_size_q;
+    kt->pack[PIO_DTYPE_Q8_0_X8] = pack_q8_0_x8;
+    kt->tile_packed[PIO_DTYPE_Q8_0_X8] = tile_packed_q8_0;
 }
 #else
 static void init_packed(pio_kernels *kt) { (void)kt; }
@@ -874,14 +1019,17 @@ void PIO_INIT_NAME(PIO_ISA_NAME)(pio_kernels *kt)
     kt->tile[PIO_DTYPE_Q4_0] = tile_q4_0;
     kt->tile[PIO_DTYPE_Q4_K] = tile_q4_K;
     kt->tile[PIO_DTYPE_Q6_K] = tile_q6_K;
-    /* Q4_0, Q4_K and Q6_K keep the AVX2 level's X8 layouts (inherited):
-     * their AVX2 tiles decode faster than this level's on W as stored (Zen
-     * 4, Qwen3-4B, 1 thread: Q4_0 10.3-11.1 against 7.9 tokens/s, Q4_K_M
-     * ~9.9 against 7.1-8.1), and the VNNI level packs its prefill panels
-     * from them (Q4_0 pp256 79-81 against 66-70; Q4_K_M unchanged, 63-65).
-     * Q8_0 stays as stored: there this level's tile decodes faster than
-     * Q8_0_X8's (6.05 against 5.36). */
-    kt->weight_layout[PIO_DTYPE_Q8_0] = PIO_DTYPE_Q8_0;
+    /* Q8_0, Q4_0, Q4_K and Q6_K keep the AVX2 level's X8 layouts
+     * (inherited): their AVX2 tiles decode faster than this level's on W as
+     * stored (Zen 4, Qwen3-4B, 1 thread: Q4_0 10.3-11.1 against 7.9
+     * tokens/s, Q4_K_M ~9.9 against 7.1-8.1), and the VNNI level packs its
+     * prefill panels from them (Q4_0 pp256 79-81 against 66-70; Q4_K_M
+     * unchanged, 63-65). Q8_0 ran as stored here until Q8_0_X8's decode
+     * read one group at a time. Since then Q8_0_X8 decodes faster at both
+     * memory states, on the AVX2 tile (avx512) and more so on the VNNI
+     * levels' own tile_q8_0_x8: 2 threads, alternated runs, median share
+     * of the DRAM roofline 90.8% -> 98.2%, and 82-87% -> 98-103% when the
+     * VM's memory ran at ~54 GB/s. */
     /* Float weights keep the AVX2 level's packed prefill panels (16 x 6
      * outer products, inherited): on Zen 4 (two 256-bit FMA pipes) they
      * beat this level's 16-lane dot tiles on f32 panels, Qwen3-4B BF16
