@@ -418,24 +418,30 @@ AI void q6_K_micro(int R, int T, int64_t k, const uint8_t *w, size_t ws, const u
 static void tile_q4_K(TILE_ARGS) { TILE_WALK_PF(q4_K_micro); }
 static void tile_q6_K(TILE_ARGS) { TILE_WALK_PF(q6_K_micro); }
 
-/* ---- Q8_0_X8 on VNNI: decode and small batches -------------------------------------- */
+/* ---- Q8_0_X8 / Q4_0_X8 on VNNI: decode and small batches ----------------------------- */
 #if PIO_VNNI
 /*
- * One group of 8 rows (quant.h's Q8_0_X8) x T <= 4 tokens, on 8-lane
- * vpdpbusd (AVX512VL): chunk c of a block column is 4 bytes of each of the 8
- * rows, made unsigned (w+128) by an xor, against the token's activation
- * dword c broadcast from memory. Two chains (even and odd chunks) are added
- * and 128·Σx taken out in int32, which gives each row's Σwx exactly - the
- * AVX2 level's q8x8_micro's integer - and the block is applied with the same
- * FMA in the same order, so a row's result has the same bits whatever T is
- * and at either level. Lane i is row i: no horizontal sums, and no shuffles
- * (a 16-lane form needs a lane-crossing permute of x per pair of chunks,
- * which ran slower for 2-4 tokens).
+ * One group of 8 rows (quant.h's X8 layouts) x T <= 4 tokens, on 8-lane
+ * vpdpbusd (AVX512VL). Per block column, 8 vectors of 4 unsigned bytes per
+ * row, vector c against the token's activation dword c broadcast from
+ * memory:
+ *   Q8_0_X8  chunk c, made unsigned (w+128) by an xor; 128·Σx is taken out;
+ *   Q4_0_X8  the low nibbles of chunk c (values 4c..4c+3) as vector c and
+ *            its high nibbles (values 16+4c..) as vector 4+c; 8·Σx taken out.
+ * Two chains (even and odd vectors) are added in int32, which gives each
+ * row's exact integer dot product - the AVX2 level's q8x8_micro's and
+ * q4x8_micro's - and the block is applied with the same FMA in the same
+ * order, so a row's result has the same bits whatever T is and at either
+ * level. Lane i is row i: no horizontal sums, and no shuffles (a 16-lane
+ * form needs a lane-crossing permute of x per pair of chunks, which ran
+ * slower for 2-4 tokens).
  */
-AI void q8x8_vnni_micro(int T, int64_t k, const uint8_t *w, const uint8_t *x, size_t xs, float *y,
-                        size_t ldy, bool accumulate, size_t pf_ahead)
+AI void x8_vnni_micro(bool q4, int T, int64_t k, const uint8_t *w, const uint8_t *x, size_t xs,
+                      float *y, size_t ldy, bool accumulate, size_t pf_ahead)
 {
-    const __m256i bias = _mm256_set1_epi8((char)0x80);
+    const size_t col = q4 ? sizeof(pio_block_q4_0x8) : sizeof(pio_block_q8_0x8);
+    const __m256i bias = _mm256_set1_epi8((char)0x80), m4 = _mm256_set1_epi8(15);
+    const int32_t off = q4 ? 8 : 128;
     const int64_t nb = k / 32;
     __m256 acc[4];
     int64_t b;
@@ -445,17 +451,26 @@ AI void q8x8_vnni_micro(int T, int64_t k, const uint8_t *w, const uint8_t *x, si
     for (t = 0; t < T; t++)
         acc[t] = _mm256_setzero_ps();
     for (b = 0; b < nb; b++) {
-        const uint8_t *blk = w + (size_t)b * sizeof(pio_block_q8_0x8);
+        const uint8_t *blk = w + (size_t)b * col;
         const size_t xoff = (size_t)(b >> 3) * PIO_ACT_Q8_GROUP_BYTES;
         const int j = (int)(b & 7);
         __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)blk));
         __m256i wu[8];
-        if (pf_ahead)                 /* the column pf_ahead bytes on: 272 B, 5 lines */
-            for (c = 0; c < 5; c++)
+        if (pf_ahead)                 /* the column pf_ahead bytes on: 3 or 5 lines */
+            for (c = 0; c < (q4 ? 3 : 5); c++)
                 _mm_prefetch((const char *)blk + pf_ahead + 64 * c, _MM_HINT_T0);
+        if (q4) {
+#pragma GCC unroll 4
+            for (c = 0; c < 4; c++) {
+                __m256i v = _mm256_loadu_si256((const __m256i *)(blk + 16 + 32 * c));
+                wu[c] = _mm256_and_si256(v, m4);
+                wu[c + 4] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+            }
+        } else {
 #pragma GCC unroll 8
-        for (c = 0; c < 8; c++)
-            wu[c] = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(blk + 16 + 32 * c)), bias);
+            for (c = 0; c < 8; c++)
+                wu[c] = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(blk + 16 + 32 * c)), bias);
+        }
 #pragma GCC unroll 4
         for (t = 0; t < T; t++) {
             const uint8_t *g = x + (size_t)t * xs + xoff;
@@ -470,7 +485,7 @@ AI void q8x8_vnni_micro(int T, int64_t k, const uint8_t *w, const uint8_t *x, si
                 odd = _mm256_dpbusd_epi32(odd, wu[c + 1], _mm256_set1_epi32(x1));
             }
             memcpy(&sx, g + 288 + 4 * j, 4);
-            q = _mm256_sub_epi32(_mm256_add_epi32(even, odd), _mm256_set1_epi32(128 * sx));
+            q = _mm256_sub_epi32(_mm256_add_epi32(even, odd), _mm256_set1_epi32(off * sx));
             acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(q),
                                      _mm256_mul_ps(dw, _mm256_broadcast_ss((const float *)(g + 256) + j)), acc[t]);
         }
@@ -491,33 +506,55 @@ AI void q8x8_vnni_micro(int T, int64_t k, const uint8_t *w, const uint8_t *x, si
  * TILE_WALK_ONE_ROW) and the tokens after the first four reuse a group's
  * weights from cache. From 3 tokens on, the micro-kernel's longer loop
  * keeps too few reads in flight, and a software prefetch 16 block columns
- * (~4 KB) ahead in the stream makes up for it. kernels_bench --hot, the
- * Qwen3-4B shapes, 1 thread, GMAC/s without and with it: 4 tokens 39-52 ->
- * 64-82, 8 tokens 53-57 -> 75-81; 2 tokens ran slower with it (first shape
- * 63 -> 50-53), and so did one token on the row-major tile (see
- * TILE_WALK_ONE_ROW).
+ * (2.3-4.3 KB) ahead in the stream makes up for it. kernels_bench --hot,
+ * the Qwen3-4B shapes, Q8_0_X8, 1 thread, GMAC/s without and with it: 4
+ * tokens 39-52 -> 64-82, 8 tokens 53-57 -> 75-81; 2 tokens ran slower with
+ * it (first shape 63 -> 50-53), and so did one token on the row-major Q8_0
+ * tile (see TILE_WALK_ONE_ROW).
  */
-#define Q8X8_PF_COLUMNS 16
-#define Q8X8_CALL(T)                                                                       \
-    q8x8_vnni_micro(T, k, wg, (const uint8_t *)x + (size_t)t * x_stride, x_stride,         \
-                    y + (size_t)t * ldy + 8 * (size_t)g, ldy, accumulate, pf)
+#define X8_PF_COLUMNS 16
+#define X8_VNNI_CALL(T)                                                                    \
+    x8_vnni_micro(q4, T, k, wg, (const uint8_t *)x + (size_t)t * x_stride, x_stride,       \
+                  y + (size_t)t * ldy + 8 * (size_t)g, ldy, accumulate, pf)
 
-static void tile_q8_0_x8(TILE_ARGS)
+AI void tile_x8_vnni(bool q4, TILE_ARGS)
 {
     const size_t gs = 8 * w_stride;
-    const size_t pf = nt >= 3 ? Q8X8_PF_COLUMNS * sizeof(pio_block_q8_0x8) : 0;
+    const size_t col = q4 ? sizeof(pio_block_q4_0x8) : sizeof(pio_block_q8_0x8);
+    const size_t pf = nt >= 3 ? X8_PF_COLUMNS * col : 0;
     int ng = nr / 8, g, t;
     for (g = 0; g < ng; g++) {
         const uint8_t *wg = (const uint8_t *)w + (size_t)g * gs;
         for (t = 0; t + 4 <= nt; t += 4)
-            Q8X8_CALL(4);
+            X8_VNNI_CALL(4);
         switch (nt - t) {
-        case 3: Q8X8_CALL(3); break;
-        case 2: Q8X8_CALL(2); break;
-        case 1: Q8X8_CALL(1); break;
+        case 3: X8_VNNI_CALL(3); break;
+        case 2: X8_VNNI_CALL(2); break;
+        case 1: X8_VNNI_CALL(1); break;
         default: break;
         }
     }
+}
+
+static void tile_q8_0_x8(TILE_ARGS) { tile_x8_vnni(false, k, nr, nt, w, w_stride, x, x_stride, y, ldy, accumulate); }
+
+/*
+ * Q4_0_X8 keeps the AVX2 level's tile (inherited, same bits) for 1-2 tokens:
+ * its pmaddubsw sums of nibbles are as cheap as vpdpbusd there, and it
+ * decoded slightly faster (Qwen3-4B, 1 thread, roofline share median 95.3%
+ * against 92.0% over 7 alternated runs; 2 threads equal). From 3 tokens on
+ * this level's tile, with its prefetch, is faster: kernels_bench --hot, 1
+ * thread, 8 tokens 79-101 -> 106-109 GMAC/s; a 12-token prompt, 2
+ * threads, 39-41 -> 48-49 tokens/s.
+ */
+static pio_tile_fn tile_q4_0_x8_narrow;
+
+static void tile_q4_0_x8(TILE_ARGS)
+{
+    if (nt < 3)
+        tile_q4_0_x8_narrow(k, nr, nt, w, w_stride, x, x_stride, y, ldy, accumulate);
+    else
+        tile_x8_vnni(true, k, nr, nt, w, w_stride, x, x_stride, y, ldy, accumulate);
 }
 #endif
 
@@ -998,6 +1035,9 @@ static void init_packed(pio_kernels *kt)
     kt->pack_size[PIO_DTYPE_Q4_0_X8] = pack_size_q;
     kt->pack[PIO_DTYPE_Q4_0_X8] = pack_q4_0_x8;
     kt->tile_packed[PIO_DTYPE_Q4_0_X8] = tile_packed_q4_0;
+    if (kt->tile[PIO_DTYPE_Q4_0_X8] != tile_q4_0_x8)      /* the AVX2 level's */
+        tile_q4_0_x8_narrow = kt->tile[PIO_DTYPE_Q4_0_X8];
+    kt->tile[PIO_DTYPE_Q4_0_X8] = tile_q4_0_x8;
     kt->tile[PIO_DTYPE_Q8_0_X8] = tile_q8_0_x8;
     kt->pack_size[PIO_DTYPE_Q8_0_X8] = pack_size_q;
     kt->pack[PIO_DTYPE_Q8_0_X8] = pack_q8_0_x8;
