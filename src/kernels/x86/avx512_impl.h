@@ -620,17 +620,21 @@ static void pack_q8_0(void *dst, const void *w, size_t ws, int nr, int64_t k) { 
 static void pack_q4_0(void *dst, const void *w, size_t ws, int nr, int64_t k) { pack_q(true, dst, w, ws, nr, k); }
 
 /*
- * The same Q4_0 panel from the Q4_0_X8 layout (quant.h), which decode runs
- * on: there chunk c < 4 of a block column is 32 bytes, bytes 4c..4c+3 of qs
- * of each of 8 rows, whose low nibbles are the panel's chunk c and high
- * nibbles its chunk 4 + c for those rows: half of a 64-byte chunk row each.
- * The 8 rows' f16 scales open the column. Rows come in whole groups of 8.
+ * The same panels from the X8 layouts (quant.h), which decode runs on. The
+ * 8 rows' f16 scales open a block column; rows come in whole groups of 8,
+ * and a missing second group of a panel is padding (w = 0, d = 0) as in
+ * pack_q. Each 64-byte panel chunk row is two X8 halves side by side:
+ *   Q8_0_X8  chunk c (32 bytes: bytes 4c..4c+3 of each of 8 rows) is the
+ *            panel's chunk c for those rows, made unsigned (w+128);
+ *   Q4_0_X8  chunk c < 4 holds bytes 4c..4c+3 of qs, whose low nibbles are
+ *            the panel's chunk c and high nibbles its chunk 4 + c.
  */
-static void pack_q4_0_x8(void *dst, const void *w, size_t ws, int nr, int64_t k)
+AI void pack_q_x8(bool q4, void *dst, const void *w, size_t ws, int nr, int64_t k)
 {
     const int64_t nb = k / 32;
-    const size_t col = PIO_X8_ROWS * sizeof(pio_block_q4_0);
-    const __m256i m4 = _mm256_set1_epi8(15);
+    const size_t col = q4 ? sizeof(pio_block_q4_0x8) : sizeof(pio_block_q8_0x8);
+    const __m256i m4 = _mm256_set1_epi8(15), bias = _mm256_set1_epi8((char)0x80);
+    const __m256i pad = q4 ? _mm256_setzero_si256() : bias;
     int ng = (nr + 15) / 16, g, h, c;
     int64_t b;
     for (g = 0; g < ng; g++) {
@@ -643,15 +647,19 @@ static void pack_q4_0_x8(void *dst, const void *w, size_t ws, int nr, int64_t k)
                 if (r0 >= nr) {                             /* padding rows */
                     memset(d + 8 * h, 0, 8 * sizeof(float));
                     for (c = 0; c < 8; c++)
-                        _mm256_storeu_si256((__m256i *)(o + 64 * c + 32 * h), _mm256_setzero_si256());
+                        _mm256_storeu_si256((__m256i *)(o + 64 * c + 32 * h), pad);
                     continue;
                 }
                 _mm256_storeu_ps(d + 8 * h, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)gc)));
-                for (c = 0; c < 4; c++) {
+                for (c = 0; c < (q4 ? 4 : 8); c++) {
                     __m256i v = _mm256_loadu_si256((const __m256i *)(gc + 16 + 32 * c));
-                    _mm256_storeu_si256((__m256i *)(o + 64 * c + 32 * h), _mm256_and_si256(v, m4));
-                    _mm256_storeu_si256((__m256i *)(o + 64 * (c + 4) + 32 * h),
-                                        _mm256_and_si256(_mm256_srli_epi16(v, 4), m4));
+                    if (q4) {
+                        _mm256_storeu_si256((__m256i *)(o + 64 * c + 32 * h), _mm256_and_si256(v, m4));
+                        _mm256_storeu_si256((__m256i *)(o + 64 * (c + 4) + 32 * h),
+                                            _mm256_and_si256(_mm256_srli_epi16(v, 4), m4));
+                    } else {
+                        _mm256_storeu_si256((__m256i *)(o + 64 * c + 32 * h), _mm256_xor_si256(v, bias));
+                    }
                 }
             }
             memcpy(o + 512, d, sizeof d);
@@ -659,43 +667,8 @@ static void pack_q4_0_x8(void *dst, const void *w, size_t ws, int nr, int64_t k)
     }
 }
 
-/*
- * The same Q8_0 panel from the Q8_0_X8 layout (quant.h), which decode runs
- * on: there chunk c of a block column is 32 bytes, bytes 4c..4c+3 of each of
- * 8 rows, so a panel chunk row is two X8 chunks side by side, made unsigned
- * (w+128). The 8 rows' f16 scales open the column. Rows come in whole groups
- * of 8; a missing second group is padding (w = 0, d = 0) as in pack_q.
- */
-static void pack_q8_0_x8(void *dst, const void *w, size_t ws, int nr, int64_t k)
-{
-    const int64_t nb = k / 32;
-    const size_t col = PIO_X8_ROWS * sizeof(pio_block_q8_0);
-    const __m256i bias = _mm256_set1_epi8((char)0x80);
-    int ng = (nr + 15) / 16, g, h, c;
-    int64_t b;
-    for (g = 0; g < ng; g++) {
-        for (b = 0; b < nb; b++) {
-            uint8_t *o = (uint8_t *)dst + ((size_t)g * (size_t)nb + (size_t)b) * PK_BLOCK;
-            float d[16];
-            for (h = 0; h < 2; h++) {
-                int r0 = 16 * g + 8 * h;
-                const uint8_t *gc = (const uint8_t *)w + (size_t)r0 * ws + (size_t)b * col;
-                if (r0 >= nr) {                             /* padding rows */
-                    memset(d + 8 * h, 0, 8 * sizeof(float));
-                    for (c = 0; c < 8; c++)
-                        _mm256_storeu_si256((__m256i *)(o + 64 * c + 32 * h), bias);
-                    continue;
-                }
-                _mm256_storeu_ps(d + 8 * h, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)gc)));
-                for (c = 0; c < 8; c++) {
-                    __m256i v = _mm256_loadu_si256((const __m256i *)(gc + 16 + 32 * c));
-                    _mm256_storeu_si256((__m256i *)(o + 64 * c + 32 * h), _mm256_xor_si256(v, bias));
-                }
-            }
-            memcpy(o + 512, d, sizeof d);
-        }
-    }
-}
+static void pack_q8_0_x8(void *dst, const void *w, size_t ws, int nr, int64_t k) { pack_q_x8(false, dst, w, ws, nr, k); }
+static void pack_q4_0_x8(void *dst, const void *w, size_t ws, int nr, int64_t k) { pack_q_x8(true, dst, w, ws, nr, k); }
 
 /*
  * G groups of 16 packed rows (G <= 2, `rows` of them valid) x T tokens
