@@ -47,7 +47,7 @@ AI __m512 load_w16(pio_dtype dt, const uint8_t *p, __mmask16 m)
  * step starts a 64-byte line of W, so it issues the prefetches.
  */
 AI void float_step(pio_dtype dt, int R, int T, const uint8_t *w, size_t ws, const uint8_t *x,
-                   size_t xs, int64_t i, __mmask16 m, __m512 acc[4][4], bool pf_line, bool nta)
+                   size_t xs, int64_t i, __mmask16 m, __m512 acc[4][4], bool pf_line)
 {
     const size_t esz = dt == PIO_DTYPE_F32 ? 4 : 2;
     __m512 xv[4];
@@ -59,8 +59,6 @@ AI void float_step(pio_dtype dt, int R, int T, const uint8_t *w, size_t ws, cons
     for (r = 0; r < R; r++) {
         __m512 wv = load_w16(dt, w + (size_t)r * ws + (size_t)i * esz, m);
         prefetch_next(pf_line, w + (size_t)r * ws + (size_t)i * esz, (size_t)R * ws, 1);
-        if (nta && pf_line)
-            _mm_prefetch((const char *)w + (size_t)i * esz + NTA_AHEAD, _MM_HINT_NTA);
 #pragma GCC unroll 4
         for (t = 0; t < T; t++)
             acc[r][t] = _mm512_fmadd_ps(wv, xv[t], acc[r][t]);
@@ -86,12 +84,14 @@ AI void float_micro(pio_dtype dt, int R, int T, int64_t k, const uint8_t *w, siz
 
     zero_acc(R, T, acc);
     for (i = 0; i + 32 <= k; i += 32) {
-        float_step(dt, R, T, w, ws, x, xs, i, all, acc, pf, nta);
-        float_step(dt, R, T, w, ws, x, xs, i + 16, all, acc, pf && f32, nta && f32);
+        if (nta)        /* one BF16 row: this step's line, NTA_AHEAD bytes on */
+            _mm_prefetch((const char *)w + 2 * (size_t)i + NTA_AHEAD, _MM_HINT_NTA);
+        float_step(dt, R, T, w, ws, x, xs, i, all, acc, pf);
+        float_step(dt, R, T, w, ws, x, xs, i + 16, all, acc, pf && f32);
     }
     for (; i < k; i += 16) {
         __mmask16 m = k - i >= 16 ? all : (__mmask16)((1u << (k - i)) - 1);
-        float_step(dt, R, T, w, ws, x, xs, i, m, acc, pf && (f32 || !(i & 31)), nta && !(i & 31));
+        float_step(dt, R, T, w, ws, x, xs, i, m, acc, pf && (f32 || !(i & 31)));
     }
     store_tile(R, T, acc, no_extra, y, ldy, accumulate);
 }
