@@ -43,6 +43,17 @@ AI __m512 load_w16(pio_dtype dt, const uint8_t *p, __mmask16 m)
 #define NTA_AHEAD 3072
 
 /*
+ * The one-token BF16 row's prefetch into L2 (pf) runs at least PF_MIN_AHEAD
+ * bytes ahead, not one row: a k = 2560 row is only 5 KiB, which the unmasked
+ * loop below reaches too soon after the prefetch at the VM's fast memory
+ * state. Qwen3-4B BF16 decode, 2 threads, alternated runs (pio bench
+ * --roofline): 77.9-80.5% -> 80.0-83.2% of ~49-56 GB/s, median 92.6 -> 91.3%
+ * of ~33-35. In one alternated run of distances, 20 KiB read 84.0-87.0% and
+ * 92.6%, two rows (10 KiB) 86.4% and 92.6%, 12 KiB 84.7-88.2% and 92.6%.
+ */
+#define PF_MIN_AHEAD 12288
+
+/*
  * 16 columns from i (m: the valid ones) of R rows x T tokens. pf_line: this
  * step starts a 64-byte line of W, so it issues the prefetches.
  */
@@ -50,6 +61,8 @@ AI void float_step(pio_dtype dt, int R, int T, const uint8_t *w, size_t ws, cons
                    size_t xs, int64_t i, __mmask16 m, __m512 acc[4][4], bool pf_line)
 {
     const size_t esz = dt == PIO_DTYPE_F32 ? 4 : 2;
+    const size_t ahead = R == 1 && T == 1 && dt == PIO_DTYPE_BF16 && ws < PF_MIN_AHEAD ? PF_MIN_AHEAD
+                                                                                      : (size_t)R * ws;
     __m512 xv[4];
     int r, t;
 #pragma GCC unroll 4
@@ -58,7 +71,7 @@ AI void float_step(pio_dtype dt, int R, int T, const uint8_t *w, size_t ws, cons
 #pragma GCC unroll 4
     for (r = 0; r < R; r++) {
         __m512 wv = load_w16(dt, w + (size_t)r * ws + (size_t)i * esz, m);
-        prefetch_next(pf_line, w + (size_t)r * ws + (size_t)i * esz, (size_t)R * ws, 1);
+        prefetch_next(pf_line, w + (size_t)r * ws + (size_t)i * esz, ahead, 1);
 #pragma GCC unroll 4
         for (t = 0; t < T; t++)
             acc[r][t] = _mm512_fmadd_ps(wv, xv[t], acc[r][t]);
