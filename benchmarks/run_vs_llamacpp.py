@@ -19,6 +19,10 @@ What it does:
     it is also measured right before and after every engine run, and the
     report adds each engine's share of the roofline at the best of those two
     figures (its own neighbourhood) next to the share at the run-wide best.
+    membw reads a buffer on 2 MiB pages, as the weights are mapped.
+    Before a format's runs its GGUF is dropped from the page cache and read
+    once from start to end, so both engines map it from the same cache (on
+    Linux 6.x, 2 MiB folios; the report gives FileHugePages).
  4. For each format (q8_0, q4_0, bf16) and each test, runs llama.cpp
     with llama-bench (or, with --llama-runner python or when llama-bench
     could not be built, llamacpp_bench.py: the same loop through the bindings)
@@ -212,6 +216,36 @@ def membw(work, threads):
     if not exe.exists() or exe.stat().st_mtime < src.stat().st_mtime:
         subprocess.run(["cc", "-O3", "-march=native", "-pthread", str(src), "-o", str(exe)], check=True)
     return json.loads(sh([str(exe), str(threads), "2048", "10"]))
+
+
+def file_huge_kb():
+    """FileHugePages of /proc/meminfo in kB (page cache held in 2 MiB folios), or None."""
+    try:
+        for line in open("/proc/meminfo"):
+            if line.startswith("FileHugePages:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def settle_page_cache(path):
+    """Drop the file's cached pages and read it once, start to end, so that both
+    engines map it from the same page cache: on Linux 6.x (ext4, XFS) a sequential
+    read fills it with 2 MiB folios, which a mapping then gets as 2 MiB pages. Left
+    as it was, the cache holds whatever folios wrote or last read the file, and
+    decode speed depends on it (4 KiB pages cost a TLB miss each). Returns the
+    GB of FileHugePages after, or None where /proc/meminfo lacks it."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        if hasattr(os, "posix_fadvise"):
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        while os.read(fd, 16 << 20):
+            pass
+    finally:
+        os.close(fd)
+    kb = file_huge_kb()
+    return None if kb is None else kb * 1024 / 1e9
 
 
 def run_measured(cmd, timeout):
@@ -411,6 +445,10 @@ def main():
     for fmt in formats:
         gguf_path = work / f"{args.name}-{fmt}.gguf"
         use_gguf = args.pio_input == "gguf" or (args.pio_input == "auto" and pio_reads_gguf(pio, gguf_path))
+        huge = settle_page_cache(gguf_path)
+        env_info.setdefault("page_cache", {})[fmt] = huge
+        log(f"[{fmt}] page cache: {gguf_path.name} dropped and read once"
+            + (f"; page cache in 2 MiB folios: {huge:.2f} GB" if huge is not None else ""))
         for test in tests:
             d = test_defs[test]
             common = ["-p", d["p"], "-n", d["n"], "-t", d["t"], "-r", 1 if test == "roofline" else args.reps]
@@ -532,6 +570,12 @@ def make_report(args, env, bw, bandwidth, runs):
              f"~{args.threads} is this benchmark itself)")
     L.append(f"- settings: -p {args.n_prompt} -n {args.n_gen} -t {args.threads} (tg_1t: -t 1), "
              f"depth {args.depth} (-n {args.depth_n or args.n_gen}), {args.reps} repetitions, median reported")
+    if env.get("page_cache"):
+        L.append("- page cache: before its runs each GGUF was dropped from the cache and read once from start "
+                 "to end, so both engines map the same pages (2 MiB folios where the kernel makes them; "
+                 "FileHugePages after: "
+                 + ", ".join(f"{f} {'?' if g is None else fmt_num(g, 2)} GB" for f, g in env["page_cache"].items())
+                 + ")")
     if args.note:
         L.append(f"- note: {args.note}")
     L.append("")

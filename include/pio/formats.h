@@ -160,6 +160,20 @@ bool pio_tensor_is_expert(const pio_tensor *t);
 pio_status pio_weights_repack(pio_weights *w, int n_threads, unsigned flags, int *n_repacked);
 
 /*
+ * Ask the kernel to map the dense matrices that are still read straight from
+ * the file (2-D, not MoE experts) with 2 MiB pages (madvise MADV_HUGEPAGE on
+ * the whole 2 MiB pieces inside each). Pages the process faults in then come
+ * from 2 MiB page-cache folios, mapped one TLB entry per 2 MiB, where the file
+ * system and kernel support it (ext4/XFS on Linux 6.x); a file already cached
+ * in small pages stays as it is. Nothing is read or copied. Decode streams
+ * every matrix once per token, and with 4 KiB pages each 4 KiB is a TLB miss
+ * (a two-level walk in a VM). Best effort: no error, a no-op where
+ * MADV_HUGEPAGE does not exist. Experts are left alone: they are paged in
+ * lazily, and 2 MiB faults would read and keep unrouted experts' bytes.
+ */
+void pio_weights_advise_hugepages(const pio_weights *w);
+
+/*
  * Where the bytes of tensor t of w (a pointer from pio_weights_get/find/at)
  * lie, for a change of layout made in place after load: MoE experts are
  * repacked the first time they are routed to (src/layers/moe.c).

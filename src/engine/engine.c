@@ -328,6 +328,8 @@ select_plugin:
     if ((st = pio_weights_repack(e->weights, opts.n_threads, params->preload ? PIO_REPACK_EXPERTS : 0,
                                  NULL)))
         goto fail;
+    /* dense matrices still in the file mapping: 2 MiB pages where the page cache has them */
+    pio_weights_advise_hugepages(e->weights);
     weights_page_in(e->weights, params->progress, params->preload);
 
     st = e->plugin->initialize(&e->ctx, &opts);

@@ -426,6 +426,26 @@ void pio_weights_drop_pages(const void *data, size_t len)
         madvise((void *)a, e - a, MADV_DONTNEED);
 }
 
+void pio_weights_advise_hugepages(const pio_weights *w)
+{
+#ifdef MADV_HUGEPAGE
+    const uintptr_t huge = (uintptr_t)2 << 20;
+    int i;
+    for (i = 0; w && i < w->n; i++) {
+        const pio_tensor *t = w->tensors[i];
+        uintptr_t a = (uintptr_t)t->data, e = a + t->nbytes;
+        if (t->n_dims != 2 || pio_tensor_is_expert(t) || !pio_weights_is_file_data(w, i))
+            continue;
+        a = (a + huge - 1) & ~(huge - 1);
+        e &= ~(huge - 1);
+        if (e > a)
+            madvise((void *)a, e - a, MADV_HUGEPAGE);
+    }
+#else
+    (void)w;
+#endif
+}
+
 pio_status pio_weights_replace(pio_weights *w, int i, const pio_tensor *t, void *data)
 {
     if (!w || i < 0 || i >= w->n) {
