@@ -76,10 +76,8 @@ int main(int argc, char **argv)
     bytes = (bytes + ((size_t)2 << 20) - 1) & ~(((size_t)2 << 20) - 1);
     words = bytes / 8;
     buf = aligned_alloc((size_t)2 << 20, bytes);
-#ifdef MADV_HUGEPAGE
     if (buf)
         madvise(buf, bytes, MADV_HUGEPAGE);
-#endif
     gbs = calloc((size_t)passes, sizeof *gbs);
     if (!buf || !gbs) {
         fprintf(stderr, "membw: out of memory for %zu MiB\n", mib);

@@ -167,8 +167,8 @@ pio_status pio_weights_repack(pio_weights *w, int n_threads, unsigned flags, int
  * system and kernel support it (ext4/XFS on Linux 6.x); a file already cached
  * in small pages stays as it is. Nothing is read or copied. Decode streams
  * every matrix once per token, and with 4 KiB pages each 4 KiB is a TLB miss
- * (a two-level walk in a VM). Best effort: no error, a no-op where
- * MADV_HUGEPAGE does not exist. Experts are left alone: they are paged in
+ * (a two-level walk in a VM). Best effort: no error, and no effect where
+ * transparent huge pages are off. Experts are left alone: they are paged in
  * lazily, and 2 MiB faults would read and keep unrouted experts' bytes.
  */
 void pio_weights_advise_hugepages(const pio_weights *w);

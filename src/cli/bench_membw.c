@@ -19,15 +19,6 @@
 #define MEMBW_MAX_THREADS 256
 #define MEMBW_HUGE ((size_t)2 << 20)
 
-static void membw_advise_huge(void *p, size_t len)
-{
-#ifdef MADV_HUGEPAGE
-    madvise(p, len, MADV_HUGEPAGE);
-#else
-    (void)p, (void)len;
-#endif
-}
-
 struct bench_membw {
     uint64_t *buf;
     size_t words;
@@ -123,7 +114,7 @@ bench_membw *bench_membw_new(int n_threads, size_t bytes)
      * the DRAM delivers */
     bytes = (bytes + MEMBW_HUGE - 1) & ~(MEMBW_HUGE - 1);
     if (m && (m->buf = aligned_alloc(MEMBW_HUGE, bytes)) != NULL)
-        membw_advise_huge(m->buf, bytes);
+        madvise(m->buf, bytes, MADV_HUGEPAGE);
     if (!m || !m->buf) {
         fprintf(stderr, "pio bench: bandwidth probe: out of memory for %zu MB\n", bytes >> 20);
         free(m);

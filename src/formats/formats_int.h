@@ -12,6 +12,7 @@
 
 /* Largest JSON side file (config, index) we read: 256 MiB. */
 #define PIO_FMT_MAX_JSON_FILE ((size_t)256 << 20)
+#define PIO_FMT_HUGE_PAGE ((size_t)2 << 20)   /* a transparent huge page (x86-64, ARM64 4K) */
 
 /*
  * Read the whole of `path` (at most `max` bytes) into a NUL-terminated

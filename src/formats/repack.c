@@ -39,7 +39,6 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#define RP_HUGE ((size_t)2 << 20)
 #define RP_TASK_BYTES ((size_t)4 << 20)   /* source bytes per task: pages dropped per 4 MiB */
 
 typedef struct rp_job {
@@ -112,7 +111,7 @@ static pio_status rp_x8(pio_weights *w, int i, pio_dtype layout, pio_threadpool 
                              src->name);
     } else {
         size_t alloc = (src->nbytes + 63) & ~(size_t)63;
-        job.dst = aligned_alloc(alloc >= RP_HUGE ? RP_HUGE : 64, alloc ? alloc : 64);
+        job.dst = aligned_alloc(alloc >= PIO_FMT_HUGE_PAGE ? PIO_FMT_HUGE_PAGE : 64, alloc ? alloc : 64);
         if (job.dst)
             madvise(job.dst, alloc, MADV_HUGEPAGE);
         if (!job.dst)

@@ -428,8 +428,7 @@ void pio_weights_drop_pages(const void *data, size_t len)
 
 void pio_weights_advise_hugepages(const pio_weights *w)
 {
-#ifdef MADV_HUGEPAGE
-    const uintptr_t huge = (uintptr_t)2 << 20;
+    const uintptr_t huge = PIO_FMT_HUGE_PAGE;
     int i;
     for (i = 0; w && i < w->n; i++) {
         const pio_tensor *t = w->tensors[i];
@@ -441,9 +440,6 @@ void pio_weights_advise_hugepages(const pio_weights *w)
         if (e > a)
             madvise((void *)a, e - a, MADV_HUGEPAGE);
     }
-#else
-    (void)w;
-#endif
 }
 
 pio_status pio_weights_replace(pio_weights *w, int i, const pio_tensor *t, void *data)

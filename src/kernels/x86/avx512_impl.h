@@ -55,14 +55,12 @@ AI __m512 load_w16(pio_dtype dt, const uint8_t *p, __mmask16 m)
 
 /*
  * 16 columns from i (m: the valid ones) of R rows x T tokens. pf_line: this
- * step starts a 64-byte line of W, so it issues the prefetches.
+ * step starts a 64-byte line of W, so it issues the prefetch, ahead bytes on.
  */
 AI void float_step(pio_dtype dt, int R, int T, const uint8_t *w, size_t ws, const uint8_t *x,
-                   size_t xs, int64_t i, __mmask16 m, __m512 acc[4][4], bool pf_line)
+                   size_t xs, int64_t i, __mmask16 m, __m512 acc[4][4], bool pf_line, size_t ahead)
 {
     const size_t esz = dt == PIO_DTYPE_F32 ? 4 : 2;
-    const size_t ahead = R == 1 && T == 1 && dt == PIO_DTYPE_BF16 && ws < PF_MIN_AHEAD ? PF_MIN_AHEAD
-                                                                                      : (size_t)R * ws;
     __m512 xv[4];
     int r, t;
 #pragma GCC unroll 4
@@ -89,8 +87,9 @@ AI void float_step(pio_dtype dt, int R, int T, const uint8_t *w, size_t ws, cons
 AI void float_micro(pio_dtype dt, int R, int T, int64_t k, const uint8_t *w, size_t ws,
                     const uint8_t *x, size_t xs, float *y, size_t ldy, bool accumulate, bool pf)
 {
-    const bool f32 = dt == PIO_DTYPE_F32;
-    const bool nta = pf && dt == PIO_DTYPE_BF16 && R == 1 && T == 1 && k >= NTA_MIN_K;
+    const bool f32 = dt == PIO_DTYPE_F32, one_bf16 = dt == PIO_DTYPE_BF16 && R == 1 && T == 1;
+    const bool nta = pf && one_bf16 && k >= NTA_MIN_K;
+    const size_t ahead = one_bf16 && ws < PF_MIN_AHEAD ? PF_MIN_AHEAD : (size_t)R * ws;
     const __mmask16 all = (__mmask16)0xffff;
     __m512 acc[4][4];
     int64_t i;
@@ -99,12 +98,12 @@ AI void float_micro(pio_dtype dt, int R, int T, int64_t k, const uint8_t *w, siz
     for (i = 0; i + 32 <= k; i += 32) {
         if (nta)        /* one BF16 row: this step's line, NTA_AHEAD bytes on */
             _mm_prefetch((const char *)w + 2 * (size_t)i + NTA_AHEAD, _MM_HINT_NTA);
-        float_step(dt, R, T, w, ws, x, xs, i, all, acc, pf);
-        float_step(dt, R, T, w, ws, x, xs, i + 16, all, acc, pf && f32);
+        float_step(dt, R, T, w, ws, x, xs, i, all, acc, pf, ahead);
+        float_step(dt, R, T, w, ws, x, xs, i + 16, all, acc, pf && f32, ahead);
     }
     for (; i < k; i += 16) {
         __mmask16 m = k - i >= 16 ? all : (__mmask16)((1u << (k - i)) - 1);
-        float_step(dt, R, T, w, ws, x, xs, i, m, acc, pf && (f32 || !(i & 31)));
+        float_step(dt, R, T, w, ws, x, xs, i, m, acc, pf && (f32 || !(i & 31)), ahead);
     }
     store_tile(R, T, acc, no_extra, y, ldy, accumulate);
 }
